@@ -1,0 +1,106 @@
+"""The two runtimes a model version can run on.
+
+Both take one float32 batch and return the model's outputs as a list of numpy arrays, in the
+order of the signature's outputs. ONNX Runtime is the default; TensorFlow runs the canonical
+Keras model through a `tf.function` traced once for a fixed input signature, because
+`model.predict` per call costs tens of milliseconds of fixed overhead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+
+class Runtime(Protocol):
+    name: ClassVar[str]
+    artifact_key: ClassVar[str]
+
+    def run(self, inputs: np.ndarray) -> list[np.ndarray]: ...
+
+
+def _batch_shape(input_spec: dict[str, Any]) -> list[int | None]:
+    return [None, *input_spec["shape"][1:]]
+
+
+class OnnxRuntime:
+    name: ClassVar[str] = "onnxruntime"
+    artifact_key: ClassVar[str] = "onnx"
+
+    def __init__(self, session: Any, input_name: str, dtype: np.dtype) -> None:
+        self._session = session
+        self._input_name = input_name
+        self._dtype = dtype
+
+    @classmethod
+    def load(
+        cls, artifact: Path, input_spec: dict[str, Any], *, threads: int | None = None
+    ) -> OnnxRuntime:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(artifact), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        (onnx_input,) = session.get_inputs()
+        return cls(session, onnx_input.name, np.dtype(input_spec["dtype"]))
+
+    def run(self, inputs: np.ndarray) -> list[np.ndarray]:
+        feed = np.ascontiguousarray(inputs, dtype=self._dtype)
+        return self._session.run(None, {self._input_name: feed})
+
+
+class TensorFlowRuntime:
+    name: ClassVar[str] = "tensorflow"
+    artifact_key: ClassVar[str] = "keras"
+
+    def __init__(self, function: Any, dtype: np.dtype) -> None:
+        self._function = function
+        self._dtype = dtype
+
+    @classmethod
+    def load(
+        cls, artifact: Path, input_spec: dict[str, Any], *, threads: int | None = None
+    ) -> TensorFlowRuntime:
+        import keras
+        import tensorflow as tf
+
+        if threads:
+            _set_tensorflow_threads(tf, threads)
+        model = keras.saving.load_model(artifact, compile=False)
+        signature = tf.TensorSpec(_batch_shape(input_spec), tf.as_dtype(input_spec["dtype"]))
+
+        @tf.function(input_signature=[signature], reduce_retracing=True)
+        def serve(batch: Any) -> Any:
+            return model(batch, training=False)
+
+        return cls(serve, np.dtype(input_spec["dtype"]))
+
+    def run(self, inputs: np.ndarray) -> list[np.ndarray]:
+        outputs = self._function(np.ascontiguousarray(inputs, dtype=self._dtype))
+        if isinstance(outputs, dict):
+            outputs = list(outputs.values())
+        elif not isinstance(outputs, list | tuple):
+            outputs = [outputs]
+        return [output.numpy() for output in outputs]
+
+
+def _set_tensorflow_threads(tf: Any, threads: int) -> None:
+    # Thread pools can only be sized before TensorFlow initialises its runtime.
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
+
+
+RUNTIMES: dict[str, type[OnnxRuntime] | type[TensorFlowRuntime]] = {
+    OnnxRuntime.name: OnnxRuntime,
+    TensorFlowRuntime.name: TensorFlowRuntime,
+}

@@ -1,0 +1,196 @@
+"""Writing a model version into the repository: export, parity check, metadata, atomic publish.
+
+    with VersionWriter(args.out, "vae") as version:
+        version.export(decoder, stem="model", signature="serving_default",
+                       inputs=[...], outputs=[...], sample_inputs=latent_batch)
+        version.metadata.update(task="image-generation", metrics=...)
+    print(version.path)          # models/vae/<n>, published
+
+Everything is written into a hidden temporary directory beside the versions and renamed to the
+next free integer only when complete, so a server polling the repository never sees half a
+version. Every exported signature is run in both Keras and ONNX Runtime on the sample inputs;
+a difference above `PARITY_TOLERANCE` aborts the export.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from modelkit.repository import METADATA_FILE, list_versions, sha256_file
+
+PARITY_TOLERANCE = 1e-5
+PARITY_SAMPLES = 32
+
+
+class ExportParityError(RuntimeError):
+    """The ONNX export computes something other than the Keras model."""
+
+
+def framework_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "onnx", "onnxruntime", "tf2onnx"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def export_onnx(model: Any, path: Path, input_spec: dict[str, Any]) -> None:
+    import tensorflow as tf
+
+    signature = tf.TensorSpec(
+        [None, *input_spec["shape"][1:]], tf.as_dtype(input_spec["dtype"]), name=input_spec["name"]
+    )
+    model.export(str(path), format="onnx", verbose=False, input_signature=[signature])
+
+
+def check_parity(
+    model: Any, onnx_path: Path, sample_inputs: np.ndarray, tolerance: float = PARITY_TOLERANCE
+) -> float:
+    """Run Keras and ONNX Runtime on the same inputs; return the largest absolute difference."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (onnx_input,) = session.get_inputs()
+    onnx_outputs = session.run(None, {onnx_input.name: sample_inputs})
+    keras_outputs = model(sample_inputs, training=False)
+    if not isinstance(keras_outputs, list | tuple):
+        keras_outputs = [keras_outputs]
+    if len(keras_outputs) != len(onnx_outputs):
+        raise ExportParityError(
+            f"Keras gives {len(keras_outputs)} outputs, ONNX gives {len(onnx_outputs)}"
+        )
+    worst = 0.0
+    for index, (expected, actual) in enumerate(zip(keras_outputs, onnx_outputs, strict=True)):
+        expected = np.asarray(expected)
+        if expected.shape != actual.shape:
+            raise ExportParityError(
+                f"output {index}: Keras shape {expected.shape}, ONNX shape {actual.shape}"
+            )
+        worst = max(worst, float(np.max(np.abs(expected - actual))))
+    if worst > tolerance:
+        raise ExportParityError(
+            f"ONNX and Keras outputs differ by up to {worst:.3g} (tolerance {tolerance:g})"
+        )
+    return worst
+
+
+class VersionWriter:
+    """Builds one new version of a model and publishes it atomically on success."""
+
+    def __init__(self, models_dir: str | Path, name: str) -> None:
+        self.models_dir = Path(models_dir)
+        self.name = name
+        self.model_dir = self.models_dir / name
+        self.model_dir.mkdir(parents=True, exist_ok=True)
+        self.staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.model_dir))
+        self.version: int | None = None
+        self.metadata: dict[str, Any] = {
+            "name": name,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "signatures": {},
+            "frameworks": framework_versions(),
+        }
+
+    @property
+    def path(self) -> Path:
+        """Where the files are now: the staging directory until published."""
+        if self.version is None:
+            return self.staging
+        return self.model_dir / str(self.version)
+
+    def export(
+        self,
+        model: Any,
+        *,
+        stem: str,
+        signature: str,
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        sample_inputs: np.ndarray,
+    ) -> float:
+        """Save `model` as `<stem>.keras` and `<stem>.onnx`, parity-checked, under `signature`.
+
+        `inputs` and `outputs` describe the tensors: name, dtype, shape (None for the batch
+        axis) and meaning. `sample_inputs` are the PARITY_SAMPLES inputs of the check.
+        Returns the largest Keras/ONNX difference seen.
+        """
+        (input_spec,) = inputs
+        keras_path = self.staging / f"{stem}.keras"
+        onnx_path = self.staging / f"{stem}.onnx"
+        model.save(keras_path)
+        export_onnx(model, onnx_path, input_spec)
+        sample_inputs = np.asarray(sample_inputs, dtype=input_spec["dtype"])
+        difference = check_parity(model, onnx_path, sample_inputs)
+        self.metadata["signatures"][signature] = {
+            "keras": keras_path.name,
+            "onnx": onnx_path.name,
+            "inputs": inputs,
+            "outputs": outputs,
+            "parity": {"samples": len(sample_inputs), "max_abs_difference": difference},
+        }
+        return difference
+
+    def publish(self) -> Path:
+        artifacts = {
+            f.name: {"sha256": sha256_file(f), "bytes": f.stat().st_size}
+            for f in sorted(self.staging.iterdir())
+            if f.is_file() and f.name != METADATA_FILE
+        }
+        if not self.metadata["signatures"]:
+            raise ValueError("a version needs at least one exported signature")
+        while True:
+            version = max(list_versions(self.models_dir, self.name), default=0) + 1
+            self.metadata["version"] = version
+            self.metadata["artifacts"] = artifacts
+            (self.staging / METADATA_FILE).write_text(
+                json.dumps(self.metadata, indent=2, default=_json_default) + "\n"
+            )
+            try:
+                os.rename(self.staging, self.model_dir / str(version))
+            except OSError:
+                if (self.model_dir / str(version)).exists():
+                    continue  # another export took this number first
+                raise
+            self.version = version
+            return self.path
+
+    def discard(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def __enter__(self) -> VersionWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.publish()
+        else:
+            self.discard()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
