@@ -159,6 +159,8 @@ class VersionWriter:
             (self.staging / METADATA_FILE).write_text(
                 json.dumps(self.metadata, indent=2, default=_json_default) + "\n"
             )
+            # mkdtemp makes the directory private; a published version is readable by the server.
+            self.staging.chmod(0o755)
             try:
                 os.rename(self.staging, self.model_dir / str(version))
             except OSError:
