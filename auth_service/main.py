@@ -1,0 +1,119 @@
+"""The ASGI application: ``create_app(settings, clock)``.
+
+Run it with ``python -m auth_service serve``, or under uvicorn as a factory:
+``uvicorn --factory auth_service.main:create_app`` (settings then come from AUTH_* variables).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from auth_service.admin import bootstrap_client
+from auth_service.clock import Clock, system_clock
+from auth_service.context import AppContext
+from auth_service.db import Database
+from auth_service.metrics import create_metrics
+from auth_service.ratelimit import FailureLimiter
+from auth_service.routes import check, health, oauth
+from auth_service.service import AuthService
+from auth_service.settings import AuthSettings
+from auth_service.store import Store
+
+logger = logging.getLogger("auth_service")
+
+
+def build_context(settings: AuthSettings, clock: Clock = system_clock) -> AppContext:
+    database = Database(settings.database_path)
+    store = Store(database)
+    limiter = FailureLimiter(
+        settings.max_auth_failures, settings.auth_failure_window_seconds, clock
+    )
+    service = AuthService(
+        store,
+        clock,
+        token_ttl_seconds=settings.token_ttl_seconds,
+        realm=settings.realm,
+        limiter=limiter,
+    )
+    return AppContext(settings, clock, database, store, service, create_metrics())
+
+
+async def _prune_periodically(context: AppContext) -> None:
+    while True:
+        await asyncio.sleep(context.settings.prune_interval_seconds)
+        try:
+            pruned = await run_in_threadpool(context.service.prune_expired_tokens)
+        except Exception:
+            logger.exception("pruning expired tokens failed; will retry")
+        else:
+            logger.debug("pruned %d expired tokens", pruned)
+
+
+def _lifespan(context: AppContext) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        context.database.open()
+        bootstrap_client(context.store, context.settings, context.clock)
+        pruned = context.service.prune_expired_tokens()
+        logger.info(
+            "auth service ready database=%s pruned_expired_tokens=%d",
+            context.settings.database_path,
+            pruned,
+        )
+        pruner = asyncio.create_task(_prune_periodically(context))
+        try:
+            yield
+        finally:
+            pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruner
+            context.database.close()
+
+    return lifespan
+
+
+async def _http_error(_: Request, error: HTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+    return JSONResponse(
+        {"error": code, "detail": str(error.detail)},
+        status_code=error.status_code,
+        headers=error.headers,
+    )
+
+
+async def _validation_error(_: Request, __: RequestValidationError) -> JSONResponse:
+    return JSONResponse({"error": "invalid_request", "detail": "malformed request"}, 400)
+
+
+async def _unexpected_error(_: Request, error: Exception) -> JSONResponse:
+    logger.error("unhandled %s", type(error).__name__, exc_info=error)
+    return JSONResponse({"error": "server_error", "detail": "internal error"}, 500)
+
+
+def create_app(settings: AuthSettings | None = None, clock: Clock = system_clock) -> FastAPI:
+    context = build_context(settings or AuthSettings(), clock)
+    app = FastAPI(
+        title="auth_service",
+        lifespan=_lifespan(context),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.context = context
+    app.include_router(oauth.router)
+    app.include_router(check.router)
+    app.include_router(health.router)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app

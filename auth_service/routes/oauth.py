@@ -1,0 +1,106 @@
+"""POST /oauth2/token, /oauth2/introspect and /oauth2/revoke (RFC 6749, 7662, 7009)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from auth_service.context import AppContext, app_context
+from auth_service.errors import OAuthError, invalid_request
+from auth_service.oauth_input import (
+    MAX_BODY_BYTES,
+    ClientCredentials,
+    check_content_type,
+    check_no_query_parameters,
+    client_credentials,
+    parse_form,
+)
+
+router = APIRouter()
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+# Runs in a worker thread (client authentication hashes with scrypt); None means an empty 200.
+Action = Callable[[AppContext, ClientCredentials | None, dict[str, str]], dict[str, Any] | None]
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise invalid_request(f"the request body is larger than {MAX_BODY_BYTES} bytes", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise invalid_request(f"the request body is larger than {MAX_BODY_BYTES} bytes", 413)
+    return bytes(body)
+
+
+def _single_authorization(request: Request) -> str | None:
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise invalid_request("more than one Authorization header")
+    return values[0] if values else None
+
+
+async def _handle(request: Request, endpoint: str, action: Action) -> Response:
+    context = app_context(request)
+    started = time.perf_counter()
+    try:
+        check_no_query_parameters(request.url.query)
+        check_content_type(request.headers.get("content-type"))
+        form = parse_form(await _read_body(request))
+        credentials = client_credentials(
+            _single_authorization(request), form, context.settings.realm
+        )
+        body = await run_in_threadpool(action, context, credentials, form)
+    except OAuthError as error:
+        context.metrics.oauth_errors.labels(endpoint, error.error, str(error.status)).inc()
+        return JSONResponse(
+            error.body(), status_code=error.status, headers={**NO_STORE, **error.headers}
+        )
+    finally:
+        context.metrics.oauth_seconds.labels(endpoint).observe(time.perf_counter() - started)
+    if body is None:
+        return Response(status_code=200, headers=NO_STORE)
+    return JSONResponse(body, headers=NO_STORE)
+
+
+def _issue(
+    context: AppContext, credentials: ClientCredentials | None, form: dict[str, str]
+) -> dict[str, Any]:
+    issued = context.service.issue_token(credentials, form)
+    context.metrics.tokens_issued.labels(issued.client_id).inc()
+    return issued.body()
+
+
+def _introspect(
+    context: AppContext, credentials: ClientCredentials | None, form: dict[str, str]
+) -> dict[str, Any]:
+    return context.service.introspect(credentials, form)
+
+
+def _revoke(
+    context: AppContext, credentials: ClientCredentials | None, form: dict[str, str]
+) -> None:
+    context.service.revoke(credentials, form)
+
+
+@router.post("/oauth2/token")
+async def token(request: Request) -> Response:
+    return await _handle(request, "token", _issue)
+
+
+@router.post("/oauth2/introspect")
+async def introspect(request: Request) -> Response:
+    return await _handle(request, "introspect", _introspect)
+
+
+@router.post("/oauth2/revoke")
+async def revoke(request: Request) -> Response:
+    return await _handle(request, "revoke", _revoke)

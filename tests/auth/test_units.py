@@ -1,0 +1,224 @@
+"""In-process tests of pure functions, and of the app factory with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auth_service import admin
+from auth_service.db import Database
+from auth_service.errors import OAuthError
+from auth_service.log_config import RedactQueryString
+from auth_service.main import create_app
+from auth_service.oauth_input import client_credentials, parse_form
+from auth_service.ratelimit import FailureLimiter
+from auth_service.security import ScryptParameters, hash_secret, token_digest, verify_secret
+from auth_service.settings import AuthSettings
+from auth_service.store import Store
+from auth_service.syntax import (
+    is_well_formed_bearer_token,
+    parse_scope_list,
+    parse_scope_parameter,
+)
+
+
+class ManualClock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# Syntax
+
+
+def test_scope_parameter_follows_rfc_6749_section_3_3() -> None:
+    assert parse_scope_parameter("detect models:read") == {"detect", "models:read"}
+    for bad in ("", " detect", "detect ", "a  b", 'a"b', "a\\b", "caf\u00e9"):
+        with pytest.raises(ValueError):
+            parse_scope_parameter(bad)
+
+
+def test_scope_lists_accept_commas_or_spaces_and_drop_repeats() -> None:
+    assert parse_scope_list("detect, classify detect") == ("detect", "classify")
+    assert parse_scope_list("") == ()
+    with pytest.raises(ValueError):
+        parse_scope_list('ok,"quoted"')
+
+
+def test_bearer_token_syntax() -> None:
+    assert is_well_formed_bearer_token("abc-_.~+/==")
+    assert not is_well_formed_bearer_token("")
+    assert not is_well_formed_bearer_token("a b")
+    assert not is_well_formed_bearer_token("=abc")
+    assert not is_well_formed_bearer_token("a" * 513)
+
+
+# Request parsing
+
+
+def test_blank_parameters_are_absent_and_unknown_ones_ignored() -> None:
+    assert parse_form(b"grant_type=client_credentials&scope=&extra=1") == {
+        "grant_type": "client_credentials"
+    }
+
+
+def test_repeated_parameters_are_refused_even_when_blank() -> None:
+    with pytest.raises(OAuthError) as raised:
+        parse_form(b"scope=&scope=")
+    assert raised.value.error == "invalid_request"
+
+
+def _basic(raw: str) -> str:
+    return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+def test_basic_credentials_are_urldecoded_after_base64() -> None:
+    credentials = client_credentials(_basic("my%3Aid:pa+ss%25word"), {}, "realm")
+    assert credentials is not None
+    assert credentials.client_id == "my:id"
+    assert credentials.client_secret == "pa ss%word"
+    assert "pa ss" not in repr(credentials)
+
+
+def test_no_credentials_at_all_is_none() -> None:
+    assert client_credentials(None, {"grant_type": "client_credentials"}, "realm") is None
+
+
+# Secrets
+
+
+def test_secret_hashes_verify_and_carry_their_cost() -> None:
+    cheap = ScryptParameters(n=2**10, r=8, p=1)
+    encoded = hash_secret("correct horse", cheap)
+    assert encoded.startswith("scrypt$n=1024,r=8,p=1$")
+    assert verify_secret("correct horse", encoded)
+    assert not verify_secret("correct horsf", encoded)
+    assert hash_secret("correct horse", cheap) != encoded  # a fresh salt each time
+
+
+def test_token_digest_is_sha256() -> None:
+    assert token_digest("abc").hex().startswith("ba7816bf")
+
+
+# Throttling
+
+
+def test_failure_limiter_slides_its_window() -> None:
+    clock = ManualClock(100.0)
+    limiter = FailureLimiter(max_failures=2, window_seconds=10, clock=clock)
+    limiter.record_failure("a")
+    clock.now = 105.0
+    limiter.record_failure("a")
+    assert limiter.retry_after("a") == pytest.approx(5.0)
+    assert limiter.retry_after("b") is None
+    clock.now = 110.0  # the first failure has left the window
+    assert limiter.retry_after("a") is None
+    limiter.record_failure("a")
+    assert limiter.retry_after("a") == pytest.approx(5.0)
+    limiter.record_success("a")
+    assert limiter.retry_after("a") is None
+
+
+def test_failure_limiter_forgets_the_oldest_ids_beyond_its_capacity() -> None:
+    limiter = FailureLimiter(max_failures=1, window_seconds=60, clock=ManualClock(), max_tracked=2)
+    for key in ("a", "b", "c"):
+        limiter.record_failure(key)
+    assert limiter.retry_after("a") is None
+    assert limiter.retry_after("b") is not None
+    assert limiter.retry_after("c") is not None
+
+
+# Database
+
+
+def test_readiness_reflects_whether_the_database_can_be_used(tmp_path: Path) -> None:
+    assert not Database(tmp_path).is_reachable()  # a directory is no database
+    assert not Database(tmp_path / "empty.sqlite3").is_reachable()  # no schema yet
+    database = Database(tmp_path / "auth.sqlite3").open()
+    assert database.is_reachable()
+    database.close()
+
+
+def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "auth.sqlite3"
+    store = Store(Database(path).open())
+    admin.create_client(store, ManualClock(), "svc", ("detect",), False)
+    reopened = Store(Database(path).open())
+    assert [client.client_id for client in reopened.list_clients()] == ["svc"]
+
+
+# Logging
+
+
+def test_access_log_lines_lose_their_query_string() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", "/oauth2/check?access_token=SECRET", "1.1", 401),
+        None,
+    )
+    assert RedactQueryString().filter(record)
+    assert "SECRET" not in record.getMessage()
+    assert "/oauth2/check?[redacted]" in record.getMessage()
+
+
+# The app factory with an injected clock (in process, real SQLite file, lifespan run)
+
+
+def test_token_expiry_follows_the_injected_clock(tmp_path: Path) -> None:
+    clock = ManualClock(1_800_000_000.25)
+    settings = AuthSettings(
+        database_path=tmp_path / "clock.sqlite3",
+        token_ttl_seconds=60,
+        bootstrap_client_id="svc",
+        bootstrap_client_secret="a-secret-for-the-clock-test",
+        bootstrap_scopes=("detect",),
+        bootstrap_introspect=True,
+    )
+    app = create_app(settings, clock=clock)
+
+    async def scenario() -> None:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://auth") as http:
+                auth = ("svc", "a-secret-for-the-clock-test")
+                issued = await http.post(
+                    "/oauth2/token", data={"grant_type": "client_credentials"}, auth=auth
+                )
+                token = issued.json()["access_token"]
+                headers = {"Authorization": f"Bearer {token}", "X-Required-Scope": "detect"}
+                claims = (
+                    await http.post("/oauth2/introspect", data={"token": token}, auth=auth)
+                ).json()
+                assert (claims["iat"], claims["exp"]) == (1_800_000_000, 1_800_000_061)
+
+                clock.now = 1_800_000_060.99
+                assert (await http.get("/oauth2/check", headers=headers)).status_code == 200
+                clock.now = 1_800_000_061.0
+                expired = await http.get("/oauth2/check", headers=headers)
+                assert expired.status_code == 401
+                assert expired.json()["detail"] == "the token has expired"
+                introspected = await http.post(
+                    "/oauth2/introspect", data={"token": token}, auth=auth
+                )
+                assert introspected.json() == {"active": False}
+
+    asyncio.run(scenario())
+
+
+def test_settings_refuse_non_loopback_hosts() -> None:
+    assert AuthSettings(host="127.0.0.2").host == "127.0.0.2"
+    assert AuthSettings(host="::1").host == "::1"
+    for host in ("0.0.0.0", "10.0.0.1", "example.org", "::"):
+        with pytest.raises(ValueError):
+            AuthSettings(host=host)
