@@ -1,0 +1,257 @@
+"""The tf-idf text vectorizer: one implementation for training and serving, numpy + stdlib only.
+
+    vectorizer = TfidfVectorizer(max_tokens=10_000).fit(train_texts)
+    features = vectorizer.transform(texts)            # float32 [N, V]
+    vectorizer.save(version_dir / "vectorizer.json")
+
+    model = load_model("models", "classifier")        # in the service
+    probabilities = model.predict(load_vectorizer(model).transform(texts))
+
+The steps, so that a caller in another language can reproduce the features from
+`vectorizer.json` alone:
+
+1. Standardize: Unicode NFKC normalization, then lowercase (`str.lower`).
+2. Tokenize: every run of two or more Unicode word characters (letters, digits, underscore;
+   the regex `\\w{2,}`); punctuation, whitespace and one-character tokens are dropped.
+3. Count the in-vocabulary tokens of each text (other tokens are ignored); `vocabulary[i]`
+   is feature column i.
+4. Term frequency: `1 + ln(count)` with `sublinear_tf` (the default), else the raw count.
+5. Weight by `idf[i]`, stored in the file. Fitting computes the smoothed
+   `idf = ln((1 + n_documents) / (1 + document_frequency)) + 1`, as scikit-learn does.
+6. L2-normalise each row; a text without any vocabulary word stays a row of zeros.
+
+The vocabulary is the `max_tokens` terms with the highest document frequency among those in at
+least `min_df` documents; ties are broken by the term's code points, so fitting is
+deterministic. Transform costs one regex pass and one dict look-up per token plus numpy work
+on the non-zeros, linear in the text length.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VECTORIZER_FILE = "vectorizer.json"
+FORMAT = "modelkit.text.TfidfVectorizer"
+FORMAT_VERSION = 1
+DEFAULT_MAX_TOKENS = 10_000
+UNICODE_NORMALIZATION = "NFKC"
+TOKEN_PATTERN = r"\w{2,}"
+_TOKEN = re.compile(TOKEN_PATTERN)
+
+
+def standardize(text: str) -> str:
+    """NFKC-normalised, lowercased text."""
+    return unicodedata.normalize(UNICODE_NORMALIZATION, text).lower()
+
+
+def tokenize(text: str) -> list[str]:
+    """The tokens of a standardized text, in order."""
+    return _TOKEN.findall(standardize(text))
+
+
+class TfidfVectorizer:
+    """Standardization, tokenization, a vocabulary and idf weights: texts -> float32 [N, V]."""
+
+    def __init__(
+        self, *, max_tokens: int = DEFAULT_MAX_TOKENS, min_df: int = 1, sublinear_tf: bool = True
+    ) -> None:
+        if max_tokens < 1 or min_df < 1:
+            raise ValueError("max_tokens and min_df must be positive")
+        self.max_tokens = max_tokens
+        self.min_df = min_df
+        self.sublinear_tf = sublinear_tf
+        self.vocabulary: list[str] = []
+        self.document_frequency = np.zeros(0, dtype=np.int64)
+        self.idf = np.zeros(0, dtype=np.float64)
+        self.n_documents = 0
+        self._index: dict[str, int] = {}
+
+    @property
+    def is_fitted(self) -> bool:
+        return bool(self.vocabulary)
+
+    @property
+    def size(self) -> int:
+        """V, the number of features (columns of `transform`)."""
+        return len(self.vocabulary)
+
+    def fit(self, texts: Sequence[str]) -> TfidfVectorizer:
+        texts = _checked_texts(texts)
+        document_frequency = Counter(chain.from_iterable(set(tokenize(t)) for t in texts))
+        ranked = sorted(
+            (item for item in document_frequency.items() if item[1] >= self.min_df),
+            key=lambda item: (-item[1], item[0]),
+        )[: self.max_tokens]
+        if not ranked:
+            raise ValueError(f"no token occurs in at least min_df={self.min_df} texts")
+        frequencies = np.array([count for _, count in ranked], dtype=np.int64)
+        self._set_state(
+            vocabulary=[term for term, _ in ranked],
+            document_frequency=frequencies,
+            idf=np.log((1 + len(texts)) / (1 + frequencies)) + 1.0,
+            n_documents=len(texts),
+        )
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """The L2-normalised tf-idf rows of `texts`, float32 [len(texts), V]."""
+        if not self.is_fitted:
+            raise RuntimeError("the vectorizer is not fitted")
+        texts = _checked_texts(texts, allow_empty=True)
+        lookup = self._index.get
+        token_ids = [[lookup(token, -1) for token in tokenize(text)] for text in texts]
+        ids = np.fromiter(chain.from_iterable(token_ids), dtype=np.int64)
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(t) for t in token_ids])
+        known = ids >= 0
+        # One sort of the (row, column) pairs counts every term of every text.
+        cells, counts = np.unique(rows[known] * self.size + ids[known], return_counts=True)
+        rows, columns = np.divmod(cells, self.size)
+        term_frequency = 1.0 + np.log(counts) if self.sublinear_tf else counts.astype(np.float64)
+        weights = term_frequency * self.idf[columns]
+        norms = np.sqrt(np.bincount(rows, weights=weights * weights, minlength=len(texts)))
+        features = np.zeros((len(texts), self.size), dtype=np.float32)
+        features[rows, columns] = weights / norms[rows]
+        return features
+
+    def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
+        return self.fit(texts).transform(texts)
+
+    def describe(self) -> dict[str, Any]:
+        """The `preprocessing` block of a model's metadata."""
+        return {
+            "vectorizer": VECTORIZER_FILE,
+            "format": FORMAT,
+            "input": "a list of UTF-8 texts",
+            "output": f"float32 [N, {self.size}] tf-idf features, the model's input",
+            "steps": [
+                f"standardize: Unicode {UNICODE_NORMALIZATION} normalization, then lowercase",
+                f"tokenize: every match of the regex {TOKEN_PATTERN} (runs of two or more "
+                "Unicode word characters); other characters separate tokens",
+                "count the tokens found in `vocabulary` (index = feature column); ignore others",
+                "tf = 1 + ln(count)" if self.sublinear_tf else "tf = count",
+                "multiply by `idf` (stored); fitted as ln((1 + n_documents) / (1 + df)) + 1",
+                "L2-normalise each row (a row without vocabulary words stays zero)",
+            ],
+            "max_tokens": self.max_tokens,
+            "min_df": self.min_df,
+            "sublinear_tf": self.sublinear_tf,
+            "vocabulary_size": self.size,
+            "implementation": "modelkit.text.TfidfVectorizer (numpy only)",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "unicode_normalization": UNICODE_NORMALIZATION,
+            "lowercase": True,
+            "token_pattern": TOKEN_PATTERN,
+            "max_tokens": self.max_tokens,
+            "min_df": self.min_df,
+            "sublinear_tf": self.sublinear_tf,
+            "norm": "l2",
+            "n_documents": self.n_documents,
+            "vocabulary": self.vocabulary,
+            "document_frequency": self.document_frequency.tolist(),
+            "idf": self.idf.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> TfidfVectorizer:
+        if state.get("format") != FORMAT or state.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"not a {FORMAT} version {FORMAT_VERSION} file: "
+                f"{state.get('format')!r} version {state.get('format_version')!r}"
+            )
+        expected = {
+            "unicode_normalization": UNICODE_NORMALIZATION,
+            "lowercase": True,
+            "token_pattern": TOKEN_PATTERN,
+            "norm": "l2",
+        }
+        for key, value in expected.items():
+            if state.get(key) != value:
+                raise ValueError(f"{key}={state.get(key)!r} is not supported (only {value!r})")
+        vectorizer = cls(
+            max_tokens=state["max_tokens"],
+            min_df=state["min_df"],
+            sublinear_tf=state["sublinear_tf"],
+        )
+        vectorizer._set_state(
+            vocabulary=list(state["vocabulary"]),
+            document_frequency=np.asarray(state["document_frequency"], dtype=np.int64),
+            idf=np.asarray(state["idf"], dtype=np.float64),
+            n_documents=int(state["n_documents"]),
+        )
+        return vectorizer
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), ensure_ascii=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> TfidfVectorizer:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    def _set_state(
+        self,
+        *,
+        vocabulary: list[str],
+        document_frequency: np.ndarray,
+        idf: np.ndarray,
+        n_documents: int,
+    ) -> None:
+        if not len(vocabulary) == len(document_frequency) == len(idf):
+            raise ValueError("vocabulary, document_frequency and idf differ in length")
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError("the vocabulary has duplicate terms")
+        if not np.all(np.isfinite(idf)):
+            raise ValueError("idf weights must be finite")
+        self.vocabulary = vocabulary
+        self.document_frequency = document_frequency
+        self.idf = idf
+        self.n_documents = n_documents
+        self._index = {term: index for index, term in enumerate(vocabulary)}
+
+
+def load_vectorizer(source: Any) -> TfidfVectorizer:
+    """The vectorizer of a model version: a LoadedModel, a version directory or the JSON file.
+
+    For a LoadedModel (whose artifacts `load_model` already checked) the file named in
+    metadata's `preprocessing.vectorizer` is read and its size checked against the model input.
+    """
+    metadata = getattr(source, "metadata", None)
+    if metadata is None:
+        path = Path(source)
+        return TfidfVectorizer.load(path / VECTORIZER_FILE if path.is_dir() else path)
+    filename = metadata.get("preprocessing", {}).get("vectorizer", VECTORIZER_FILE)
+    vectorizer = TfidfVectorizer.load(Path(source.path) / filename)
+    (input_spec,) = source.signature_spec["inputs"]
+    if input_spec["shape"][-1] != vectorizer.size:
+        raise ValueError(
+            f"{filename} has {vectorizer.size} features, the model expects "
+            f"{input_spec['shape'][-1]}"
+        )
+    return vectorizer
+
+
+def _checked_texts(texts: Iterable[str], *, allow_empty: bool = False) -> list[str]:
+    if isinstance(texts, str | bytes):
+        raise TypeError("pass a sequence of texts, not a single string")
+    texts = list(texts)
+    if not texts and not allow_empty:
+        raise ValueError("no texts given")
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be str, got {type(text).__name__}")
+    return texts

@@ -1,0 +1,169 @@
+"""The tf-idf vectorizer of modelkit.text, checked against features computed by hand."""
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelkit.text import VECTORIZER_FILE, TfidfVectorizer, load_vectorizer, tokenize
+
+TEXTS = ["The cat sat.", "The dog sat, the DOG ran!", "A bird"]
+# Document frequencies: sat 2, the 2, then bird, cat, dog, ran 1 each ("a" is one character).
+VOCABULARY = ["sat", "the", "bird", "cat", "dog", "ran"]
+
+
+def idf(document_frequency: int, n_documents: int = len(TEXTS)) -> float:
+    return math.log((1 + n_documents) / (1 + document_frequency)) + 1
+
+
+def l2_normalised(values: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(v * v for v in values.values()))
+    return {term: v / norm for term, v in values.items()}
+
+
+def as_dict(row: np.ndarray, vocabulary: list[str]) -> dict[str, float]:
+    return {vocabulary[i]: float(row[i]) for i in np.flatnonzero(row)}
+
+
+def test_standardization_and_tokenization() -> None:
+    # Punctuation separates tokens; one-character pieces ("s", "e") are dropped.
+    assert tokenize("Hello, WORLD! It's 2004's e-mail_box.") == [
+        "hello",
+        "world",
+        "it",
+        "2004",
+        "mail_box",
+    ]
+    # NFKC folds the "fi" ligature and full-width letters; accents are kept.
+    assert tokenize("\ufb01nance \uff22\uff22\uff23 Café NAÏVE") == [
+        "finance",
+        "bbc",
+        "café",
+        "naïve",
+    ]
+    assert tokenize("a I . ,; \n\t") == []
+
+
+def test_vocabulary_ranked_by_document_frequency_then_term() -> None:
+    vectorizer = TfidfVectorizer().fit(TEXTS)
+    assert vectorizer.vocabulary == VOCABULARY
+    assert vectorizer.document_frequency.tolist() == [2, 2, 1, 1, 1, 1]
+    assert TfidfVectorizer(max_tokens=3).fit(TEXTS).vocabulary == ["sat", "the", "bird"]
+    assert TfidfVectorizer(min_df=2).fit(TEXTS).vocabulary == ["sat", "the"]
+    with pytest.raises(ValueError, match="min_df"):
+        TfidfVectorizer(min_df=4).fit(TEXTS)
+
+
+def test_idf_is_smoothed() -> None:
+    vectorizer = TfidfVectorizer().fit(TEXTS)
+    expected = [idf(2), idf(2), idf(1), idf(1), idf(1), idf(1)]
+    np.testing.assert_allclose(vectorizer.idf, expected, rtol=1e-12)
+
+
+def test_sublinear_tf_idf_rows_are_l2_normalised() -> None:
+    vectorizer = TfidfVectorizer().fit(TEXTS)
+    features = vectorizer.transform(TEXTS)
+    assert features.shape == (3, len(VOCABULARY)) and features.dtype == np.float32
+    # "the dog sat the dog ran": the and dog twice (tf 1 + ln 2), sat and ran once (tf 1).
+    expected = l2_normalised(
+        {
+            "sat": 1 * idf(2),
+            "the": (1 + math.log(2)) * idf(2),
+            "dog": (1 + math.log(2)) * idf(1),
+            "ran": 1 * idf(1),
+        }
+    )
+    row = as_dict(features[1], VOCABULARY)
+    assert row.keys() == expected.keys()
+    for term, value in expected.items():
+        assert row[term] == pytest.approx(value, rel=1e-6)
+    assert as_dict(features[2], VOCABULARY) == {"bird": pytest.approx(1.0)}
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-6)
+
+
+def test_raw_term_frequency_option() -> None:
+    vectorizer = TfidfVectorizer(sublinear_tf=False).fit(TEXTS)
+    row = as_dict(vectorizer.transform([TEXTS[1]])[0], VOCABULARY)
+    expected = l2_normalised({"sat": idf(2), "the": 2 * idf(2), "dog": 2 * idf(1), "ran": idf(1)})
+    assert row == {term: pytest.approx(value, rel=1e-6) for term, value in expected.items()}
+
+
+def test_unknown_and_empty_texts_give_zero_rows() -> None:
+    vectorizer = TfidfVectorizer().fit(TEXTS)
+    features = vectorizer.transform(["", "zebra quokka", "!!!"])
+    assert features.shape == (3, len(VOCABULARY))
+    assert not features.any()
+    assert vectorizer.transform([]).shape == (0, len(VOCABULARY))
+
+
+def test_misuse_is_rejected() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TfidfVectorizer().transform(["text"])
+    vectorizer = TfidfVectorizer().fit(TEXTS)
+    with pytest.raises(TypeError, match="single string"):
+        vectorizer.transform("The cat sat.")
+    with pytest.raises(TypeError, match="str"):
+        vectorizer.transform([b"bytes"])
+    with pytest.raises(ValueError, match="no texts"):
+        TfidfVectorizer().fit([])
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    vectorizer = TfidfVectorizer(max_tokens=5, min_df=1).fit(TEXTS)
+    path = vectorizer.save(tmp_path / VECTORIZER_FILE)
+    state = json.loads(path.read_text(encoding="utf-8"))
+    assert state["vocabulary"] == VOCABULARY[:5]
+    assert state["idf"] == vectorizer.idf.tolist()
+    texts = [*TEXTS, "the bird sat on the cat"]
+    for loaded in (TfidfVectorizer.load(path), load_vectorizer(tmp_path), load_vectorizer(path)):
+        assert loaded.vocabulary == vectorizer.vocabulary
+        assert (loaded.max_tokens, loaded.min_df, loaded.sublinear_tf) == (5, 1, True)
+        np.testing.assert_array_equal(loaded.transform(texts), vectorizer.transform(texts))
+
+
+def test_files_of_another_format_are_refused(tmp_path: Path) -> None:
+    state = TfidfVectorizer().fit(TEXTS).to_dict()
+    path = tmp_path / VECTORIZER_FILE
+    path.write_text(json.dumps({**state, "token_pattern": r"\S+"}))
+    with pytest.raises(ValueError, match="token_pattern"):
+        TfidfVectorizer.load(path)
+    path.write_text(json.dumps({**state, "idf": state["idf"][:-1]}))
+    with pytest.raises(ValueError, match="length"):
+        TfidfVectorizer.load(path)
+
+
+def test_preprocessing_description_names_the_file_and_steps() -> None:
+    description = TfidfVectorizer(max_tokens=4).fit(TEXTS).describe()
+    assert description["vectorizer"] == VECTORIZER_FILE
+    assert description["vocabulary_size"] == 4
+    assert any("ln((1 + n_documents) / (1 + df)) + 1" in step for step in description["steps"])
+
+
+def test_a_megabyte_of_text_is_vectorised_in_linear_time() -> None:
+    rng = np.random.default_rng(0)
+    words = [f"word{i}" for i in range(5_000)]
+    vectorizer = TfidfVectorizer().fit([" ".join(rng.choice(words, 50)) for _ in range(200)])
+    megabyte = " ".join(rng.choice(words, 120_000))
+    assert len(megabyte) > 1_000_000
+    started = time.perf_counter()
+    one_text = vectorizer.transform([megabyte])
+    many_texts = vectorizer.transform([megabyte[i : i + 2_000] for i in range(0, 1_000_000, 2_000)])
+    elapsed = time.perf_counter() - started
+    # Linear work is about 0.2 s on a shared core; a quadratic implementation takes minutes.
+    assert elapsed < 3.0
+    assert one_text.shape == (1, vectorizer.size) and many_texts.shape == (500, vectorizer.size)
+    np.testing.assert_allclose(np.linalg.norm(many_texts, axis=1), 1.0, rtol=1e-5)
+
+
+def test_importing_the_vectorizer_needs_neither_tensorflow_nor_sklearn() -> None:
+    code = (
+        "import sys, modelkit, modelkit.text\n"
+        "heavy = {'tensorflow', 'keras', 'sklearn', 'onnxruntime'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,418 @@
+"""News-topic classifier: tf-idf features -> dense network -> softmax over the categories.
+
+    python -m training.classifier train [--data news.csv] [--epochs N] [--seed S] [--out models/]
+    python -m training.classifier eval [--data news.csv] [--epochs N] [--seed S]
+
+The data is any CSV with a `text` and a `category` column (default: the BBC News articles in
+`../shared/data/bbc_news.csv`); the labels are the category names, sorted. Features come from
+`modelkit.text.TfidfVectorizer` (up to 10,000 words, sublinear tf, smoothed idf, L2 norm), the
+same code the service runs; it is saved as `vectorizer.json` in the model version.
+
+Training holds out a stratified tenth of the data for early stopping on the validation loss
+(best epoch checkpointed), then trains the network afresh on all the texts for that many epochs;
+the vectorizer is fitted on all the training texts.
+`eval` measures that procedure by 5-fold stratified cross-validation (shuffled, random_state 0)
+against scikit-learn's `TfidfVectorizer(sublinear_tf=True)` + `LinearSVC` on the same folds.
+`train` runs the same cross-validation first and stores it in the version's metrics, then fits
+the published model on the whole CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+from sklearn.feature_extraction.text import TfidfVectorizer as SklearnTfidfVectorizer
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+
+from modelkit.text import VECTORIZER_FILE, TfidfVectorizer
+from training.data import DEFAULT_MODELS_DIR, default_data_path, fingerprint
+from training.export import PARITY_SAMPLES, VersionWriter
+from training.plots import plot_history
+
+MODEL_NAME = "classifier"
+CSV_FILENAME = "bbc_news.csv"
+TEXT_COLUMN, CATEGORY_COLUMN = "text", "category"
+CV_FOLDS = 5
+CV_RANDOM_STATE = 0
+BASELINE_NAME = "TfidfVectorizer(sublinear_tf=True) + LinearSVC"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    max_tokens: int = 10_000
+    min_df: int = 1
+    hidden_units: int = 64
+    # Dropout on the tf-idf input drops whole words, a strong regularizer for small corpora.
+    input_dropout: float = 0.0
+    dropout: float = 0.5
+    learning_rate: float = 3e-3
+    batch_size: int = 32
+    epochs: int = 40
+    patience: int = 5
+    validation_fraction: float = 0.1
+    # Train again on all texts (validation part included) for the early-stopped epoch count.
+    refit_on_all_data: bool = True
+
+
+@dataclass(frozen=True)
+class NewsDataset:
+    texts: list[str]
+    categories: list[str]
+    path: Path
+
+    @property
+    def labels(self) -> list[str]:
+        """The category names in index order."""
+        return sorted(set(self.categories))
+
+    @property
+    def label_ids(self) -> np.ndarray:
+        index = {label: i for i, label in enumerate(self.labels)}
+        return np.array([index[category] for category in self.categories], dtype=np.int64)
+
+    def fingerprint(self) -> dict[str, Any]:
+        counts = dict(zip(*np.unique(self.categories, return_counts=True), strict=True))
+        sizes = {"texts": len(self.texts), "per_category": {k: int(v) for k, v in counts.items()}}
+        return fingerprint(self.path, source=f"{self.path.name} (text,category CSV)", sizes=sizes)
+
+
+def read_news_csv(path: str | Path | None = None) -> NewsDataset:
+    """The `text` and `category` columns of a CSV (default: the shared bbc_news.csv)."""
+    if path is None:
+        path = default_data_path(CSV_FILENAME)
+        if path is None:
+            raise FileNotFoundError(f"no ../shared/data/{CSV_FILENAME}; pass --data PATH")
+    path = Path(path)
+    csv.field_size_limit(sys.maxsize)  # whole articles live in one field
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {TEXT_COLUMN, CATEGORY_COLUMN} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path} lacks the column(s) {sorted(missing)}")
+        rows = [(row[TEXT_COLUMN], row[CATEGORY_COLUMN].strip()) for row in reader]
+    rows = [(text, category) for text, category in rows if text.strip() and category]
+    if len({category for _, category in rows}) < 2:
+        raise ValueError(f"{path} needs texts of at least two categories")
+    texts, categories = (list(column) for column in zip(*rows, strict=True))
+    return NewsDataset(texts=texts, categories=categories, path=path)
+
+
+def build_model(vocabulary_size: int, n_labels: int, config: TrainingConfig) -> keras.Model:
+    tfidf = keras.Input(shape=(vocabulary_size,), name="tfidf")
+    x = layers.Dropout(config.input_dropout)(tfidf)
+    x = layers.Dense(config.hidden_units, activation="relu")(x)
+    x = layers.Dropout(config.dropout)(x)
+    probabilities = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+    return keras.Model(tfidf, probabilities, name="news_classifier")
+
+
+@dataclass
+class FittedClassifier:
+    vectorizer: TfidfVectorizer
+    model: keras.Model
+    history: dict[str, list[float]]
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        """Class probabilities [N, C], the training-side path: vectorizer + Keras model."""
+        return np.asarray(self.model(self.vectorizer.transform(texts), training=False))
+
+    @property
+    def best_epoch(self) -> int:
+        return int(np.argmin(self.history["val_loss"])) + 1 if "val_loss" in self.history else 0
+
+
+def compiled_model(vocabulary_size: int, n_labels: int, config: TrainingConfig) -> keras.Model:
+    model = build_model(vocabulary_size, n_labels, config)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit_classifier(
+    texts: list[str],
+    label_ids: np.ndarray,
+    n_labels: int,
+    config: TrainingConfig,
+    *,
+    seed: int,
+    verbose: int | str = "auto",
+) -> FittedClassifier:
+    """Fit the vectorizer on `texts`, then the network.
+
+    The network first trains on all but a stratified validation part, with early stopping and
+    the best epoch's weights kept; with `config.refit_on_all_data` it is then trained afresh on
+    every text for that best number of epochs.
+    """
+    keras.utils.set_random_seed(seed)
+    vectorizer = TfidfVectorizer(max_tokens=config.max_tokens, min_df=config.min_df)
+    features = vectorizer.fit_transform(texts)
+    # At least one validation text per category, so that small CSVs train too.
+    validation_size = max(n_labels, math.ceil(config.validation_fraction * len(texts)))
+    train_x, validation_x, train_y, validation_y = train_test_split(
+        features,
+        label_ids,
+        test_size=validation_size,
+        stratify=label_ids,
+        random_state=seed,
+    )
+    model = compiled_model(vectorizer.size, n_labels, config)
+    with tempfile.TemporaryDirectory(prefix="classifier-checkpoint-") as checkpoint_dir:
+        checkpoint = Path(checkpoint_dir) / "best.weights.h5"
+        history = model.fit(
+            train_x,
+            train_y,
+            validation_data=(validation_x, validation_y),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            shuffle=True,
+            callbacks=[
+                keras.callbacks.ModelCheckpoint(
+                    checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True
+                ),
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+            ],
+            verbose=verbose,
+        )
+        model.load_weights(checkpoint)
+    history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
+    fitted = FittedClassifier(vectorizer, model, history_dict)
+    if config.refit_on_all_data:
+        keras.utils.set_random_seed(seed)
+        fitted.model = compiled_model(vectorizer.size, n_labels, config)
+        fitted.model.fit(
+            features,
+            label_ids,
+            epochs=fitted.best_epoch,
+            batch_size=config.batch_size,
+            shuffle=True,
+            verbose=verbose,
+        )
+    return fitted
+
+
+def baseline_predictions(
+    train_texts: list[str], train_labels: np.ndarray, test_texts: list[str]
+) -> np.ndarray:
+    pipeline = make_pipeline(
+        SklearnTfidfVectorizer(sublinear_tf=True), LinearSVC(random_state=CV_RANDOM_STATE)
+    )
+    return pipeline.fit(train_texts, train_labels).predict(test_texts)
+
+
+def summarize(accuracies: list[float], macro_f1s: list[float]) -> dict[str, Any]:
+    """Per-fold scores with their mean and sample standard deviation."""
+    return {
+        "accuracy": accuracies,
+        "macro_f1": macro_f1s,
+        "mean_accuracy": float(np.mean(accuracies)),
+        "std_accuracy": float(np.std(accuracies, ddof=1)),
+        "mean_macro_f1": float(np.mean(macro_f1s)),
+        "std_macro_f1": float(np.std(macro_f1s, ddof=1)),
+    }
+
+
+def cross_validate(
+    dataset: NewsDataset,
+    config: TrainingConfig,
+    *,
+    seed: int,
+    folds: int = CV_FOLDS,
+    verbose: int | str = 0,
+) -> dict[str, Any]:
+    """Stratified k-fold scores of this pipeline and of the LinearSVC baseline, same folds."""
+    label_ids, labels = dataset.label_ids, dataset.labels
+    texts = np.array(dataset.texts, dtype=object)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=CV_RANDOM_STATE)
+    scores: dict[str, tuple[list[float], list[float]]] = {"project": ([], []), "baseline": ([], [])}
+    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    epochs = []
+    for fold, (train_index, test_index) in enumerate(splitter.split(texts, label_ids), start=1):
+        train_texts, test_texts = list(texts[train_index]), list(texts[test_index])
+        fitted = fit_classifier(
+            train_texts, label_ids[train_index], len(labels), config, seed=seed, verbose=verbose
+        )
+        predictions = {
+            "project": np.argmax(fitted.predict(test_texts), axis=1),
+            "baseline": baseline_predictions(train_texts, label_ids[train_index], test_texts),
+        }
+        truth = label_ids[test_index]
+        for name, predicted in predictions.items():
+            scores[name][0].append(float(accuracy_score(truth, predicted)))
+            scores[name][1].append(float(f1_score(truth, predicted, average="macro")))
+        confusion += confusion_matrix(truth, predictions["project"], labels=range(len(labels)))
+        epochs.append(fitted.best_epoch)
+        print(
+            f"fold {fold}/{folds}: accuracy {scores['project'][0][-1]:.4f} "
+            f"(baseline {scores['baseline'][0][-1]:.4f}), best epoch {fitted.best_epoch}",
+            flush=True,
+        )
+    return {
+        "protocol": f"{folds}-fold StratifiedKFold(shuffle=True, random_state={CV_RANDOM_STATE})"
+        f" on {dataset.path.name}; vectorizer and network fitted on the training folds only",
+        "labels": labels,
+        "project": {**summarize(*scores["project"]), "best_epochs": epochs},
+        "baseline": {"name": BASELINE_NAME, **summarize(*scores["baseline"])},
+        "confusion_matrix": confusion.tolist(),
+        "confusion_matrix_note": "rows: true category, columns: predicted; summed over folds",
+    }
+
+
+def format_report(results: dict[str, Any]) -> str:
+    """One markdown table of per-fold and mean ± std scores, then the confusion matrix."""
+    project, baseline = results["project"], results["baseline"]
+    folds = len(project["accuracy"])
+    header = ["model", "metric", *(f"fold {i}" for i in range(1, folds + 1)), "mean ± std"]
+    lines = [_row(header), _row(["---"] * len(header))]
+    for name, scores in (("project (tf-idf + dense)", project), (baseline["name"], baseline)):
+        for metric in ("accuracy", "macro_f1"):
+            mean, std = scores[f"mean_{metric}"], scores[f"std_{metric}"]
+            values = [f"{value:.4f}" for value in scores[metric]]
+            lines.append(_row([name, metric, *values, f"{mean:.4f} ± {std:.4f}"]))
+    labels = results["labels"]
+    lines += ["", f"Confusion matrix of the project model ({results['confusion_matrix_note']}):"]
+    lines += ["", _row(["true \\ predicted", *labels]), _row(["---"] * (len(labels) + 1))]
+    for label, counts in zip(labels, results["confusion_matrix"], strict=True):
+        lines.append(_row([label, *map(str, counts)]))
+    verdict = "meets" if project["mean_accuracy"] >= baseline["mean_accuracy"] else "misses"
+    lines += ["", f"Mean accuracy {verdict} the bar (>= the LinearSVC baseline)."]
+    return "\n".join(lines)
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def export_classifier(
+    fitted: FittedClassifier,
+    dataset: NewsDataset,
+    config: TrainingConfig,
+    *,
+    seed: int,
+    out: Path,
+    metrics: dict[str, Any],
+) -> Path:
+    """Publish the Keras/ONNX model, vectorizer.json, curves and metadata as a new version."""
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(dataset.texts), PARITY_SAMPLES, replace=len(dataset.texts) < 32)
+    labels = dataset.labels
+    with VersionWriter(out, MODEL_NAME) as version:
+        version.export(
+            fitted.model,
+            stem="model",
+            signature="serving_default",
+            inputs=[
+                {
+                    "name": "tfidf",
+                    "dtype": "float32",
+                    "shape": [None, fitted.vectorizer.size],
+                    "meaning": f"tf-idf features of each text, made by {VECTORIZER_FILE}",
+                }
+            ],
+            outputs=[
+                {
+                    "name": "probabilities",
+                    "dtype": "float32",
+                    "shape": [None, len(labels)],
+                    "meaning": "softmax over the categories, in the order of `labels`",
+                }
+            ],
+            sample_inputs=fitted.vectorizer.transform([dataset.texts[i] for i in sample]),
+        )
+        fitted.vectorizer.save(version.path / VECTORIZER_FILE)
+        plot_history(fitted.history, version.path / "training_curves.png", "News classifier")
+        version.metadata.update(
+            task="text-classification",
+            description="News-topic classifier: tf-idf over up to "
+            f"{config.max_tokens:,} words -> dense {config.hidden_units} relu -> dropout -> "
+            "softmax.",
+            labels=labels,
+            preprocessing=fitted.vectorizer.describe(),
+            training_data=dataset.fingerprint(),
+            hyperparameters={
+                **asdict(config),
+                "seed": seed,
+                "optimizer": "adam",
+                "loss": "sparse categorical cross-entropy",
+                "early_stopping": f"val_loss, patience {config.patience}; best epoch's weights",
+            },
+            metrics=metrics,
+        )
+    return version.path
+
+
+def train(
+    dataset: NewsDataset,
+    config: TrainingConfig,
+    *,
+    seed: int,
+    out: Path,
+    folds: int = CV_FOLDS,
+    verbose: int | str = "auto",
+) -> Path:
+    """Cross-validate the procedure, fit it on the whole CSV, publish a version; its path."""
+    tf.config.experimental.enable_op_determinism()
+    metrics: dict[str, Any] = {}
+    if folds:
+        metrics["cross_validation"] = cross_validate(dataset, config, seed=seed, folds=folds)
+        print(format_report(metrics["cross_validation"]))
+    started = time.monotonic()
+    fitted = fit_classifier(
+        dataset.texts, dataset.label_ids, len(dataset.labels), config, seed=seed, verbose=verbose
+    )
+    best = fitted.best_epoch - 1
+    metrics["final_training"] = {
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": len(fitted.history["loss"]),
+        "validation_accuracy": fitted.history["val_accuracy"][best],
+        "validation_loss": fitted.history["val_loss"][best],
+        "training_seconds": round(time.monotonic() - started, 1),
+    }
+    return export_classifier(fitted, dataset, config, seed=seed, out=out, metrics=metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.classifier", description=__doc__.split("\n")[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command in ("train", "eval"):
+        sub = commands.add_parser(command)
+        sub.add_argument("--data", type=Path, help=f"a text,category CSV (default {CSV_FILENAME})")
+        sub.add_argument("--epochs", type=int, default=TrainingConfig.epochs, help="at most")
+        sub.add_argument("--seed", type=int, default=1337)
+        sub.add_argument(
+            "--folds", type=int, default=CV_FOLDS, help="cross-validation folds; train: 0 skips it"
+        )
+    commands.choices["train"].add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
+    args = parser.parse_args(argv)
+
+    dataset = read_news_csv(args.data)
+    config = TrainingConfig(epochs=args.epochs)
+    if args.command == "train":
+        path = train(dataset, config, seed=args.seed, out=args.out, folds=args.folds)
+        print(f"published {path}")
+    else:
+        tf.config.experimental.enable_op_determinism()
+        print(format_report(cross_validate(dataset, config, seed=args.seed, folds=args.folds)))
+
+
+if __name__ == "__main__":
+    main()
