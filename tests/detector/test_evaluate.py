@@ -1,0 +1,77 @@
+"""mAP, precision and recall on hand-made detections with known answers."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.detector.dataset import Sample
+from training.detector.evaluate import Detections, average_precision, score_detections
+
+
+def truth(boxes, classes) -> Sample:
+    return Sample(
+        Image.new("RGB", (100, 100)),
+        np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        np.array(classes, dtype=np.int64),
+    )
+
+
+def found(boxes, scores, classes) -> Detections:
+    return Detections(
+        np.array(boxes, dtype=np.float32).reshape(-1, 4),
+        np.array(scores, dtype=np.float32),
+        np.array(classes, dtype=np.int64),
+    )
+
+
+def test_average_precision_all_point_interpolation():
+    # Hit, miss, hit over 2 positives: precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1.
+    recall = np.array([0.5, 0.5, 1.0])
+    precision = np.array([1.0, 0.5, 2 / 3])
+    assert average_precision(recall, precision) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    # The envelope: a later, higher precision lifts the earlier recall levels.
+    assert average_precision(np.array([0.5, 1.0]), np.array([0.5, 1.0])) == pytest.approx(1.0)
+    assert average_precision(np.array([]), np.array([])) == 0.0
+
+
+A, B, C = [0, 0, 20, 10], [50, 50, 80, 60], [10, 70, 30, 80]
+
+
+def test_perfect_detections_score_one():
+    truths = [truth([A, B], [0, 1]), truth([C], [0])]
+    detections = [found([A, B], [0.9, 0.8], [0, 1]), found([C], [0.7], [0])]
+    result = score_detections(detections, truths, confidence=0.5)
+    assert result["map50"] == 1.0 and result["precision"] == 1.0 and result["recall"] == 1.0
+
+
+def test_known_map_precision_and_recall():
+    truths = [truth([A, B], [0, 1]), truth([C], [0])]
+    detections = [
+        found(
+            [
+                [0, 0, 20, 11],  # chat, IoU 200/220 with A: hit
+                [50, 50, 80, 60],  # but called "chat": a false positive for chat
+                [50, 50, 80, 60],  # rat: hit
+                [50, 52, 80, 62],  # rat duplicate: false positive (B is taken)
+            ],
+            [0.9, 0.95, 0.6, 0.5],
+            [0, 0, 1, 1],
+        ),
+        found([[10, 70, 40, 80]], [0.4], [0]),  # chat, IoU 200/300 with C: hit
+    ]
+    result = score_detections(detections, truths, confidence=0.55)
+    # chat, by score: FP 0.95, TP 0.9, TP 0.4 -> precision 0, 1/2, 2/3 at recall 0, 1/2, 1.
+    assert result["ap_chat"] == pytest.approx(0.5 * 2 / 3 + 0.5 * 2 / 3)
+    # rat: TP 0.6, FP 0.5 -> AP 1.
+    assert result["ap_rat"] == pytest.approx(1.0)
+    assert result["map50"] == pytest.approx((2 / 3 + 1.0) / 2)
+    # At 0.55: FP 0.95, TP 0.9, TP 0.6 kept -> precision 2/3, recall 2 of 3 words.
+    assert result["precision"] == pytest.approx(2 / 3)
+    assert result["recall"] == pytest.approx(2 / 3)
+
+
+def test_a_box_below_the_match_iou_is_a_miss():
+    truths = [truth([A], [0])]
+    detections = [found([[10, 0, 30, 10]], [0.9], [0])]  # IoU 100/300
+    result = score_detections(detections, truths, confidence=0.5)
+    assert result["map50"] == 0.0 and result["recall"] == 0.0 and result["precision"] == 0.0

@@ -1,0 +1,105 @@
+"""Letterboxed training arrays: generated images, fitted to the model input, cached.
+
+Images are generated once per (purpose, layout, seed, count, input size), letterboxed to the
+model input as uint8 and cached as .npz under a temporary directory, never in the repository.
+Boxes stay boxes (in model-input pixels): each model encodes its own target grid per batch.
+This module does not import TensorFlow, so the generator's worker processes start quickly.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from modelkit.detection import letterbox_image
+from training.detector.dataset import Sample, generate_one
+
+DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "detector-cache"
+GENERATOR_VERSION = 1  # bump when the generator changes, so stale caches are not reused
+
+
+@dataclass
+class Letterboxed:
+    images: np.ndarray  # (N, size, size, 3) uint8
+    boxes: list[np.ndarray]  # per image (K, 4) float32, model-input pixels
+    classes: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def concatenate(self, other: Letterboxed) -> Letterboxed:
+        return Letterboxed(
+            np.concatenate([self.images, other.images]),
+            self.boxes + other.boxes,
+            self.classes + other.classes,
+        )
+
+
+def letterbox_sample(sample: Sample, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    canvas, placement = letterbox_image(sample.image, size)
+    return np.asarray(canvas), placement.to_input(sample.boxes), sample.classes
+
+
+def _stack(parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], size: int) -> Letterboxed:
+    return Letterboxed(
+        np.stack([p[0] for p in parts]).reshape(-1, size, size, 3),
+        [p[1] for p in parts],
+        [p[2] for p in parts],
+    )
+
+
+def from_samples(samples: Sequence[Sample], size: int) -> Letterboxed:
+    return _stack([letterbox_sample(sample, size) for sample in samples], size)
+
+
+def _make(job: tuple[str, int, int, str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    layout, seed, index, purpose, size = job
+    return letterbox_sample(generate_one(layout, seed, index, purpose), size)
+
+
+def generated(
+    layout: str,
+    count: int,
+    seed: int,
+    purpose: str,
+    size: int,
+    cache_dir: Path | None = DEFAULT_CACHE_DIR,
+    processes: int = 2,
+) -> Letterboxed:
+    """`count` generated images of one layout, letterboxed to `size` (cached when asked)."""
+    cache = None
+    if cache_dir is not None:
+        name = f"v{GENERATOR_VERSION}-{purpose}-{layout}-seed{seed}-n{count}-{size}px.npz"
+        cache = cache_dir / name
+        if cache.exists():
+            with np.load(cache) as stored:
+                split = np.cumsum(stored["counts"])[:-1]
+                return Letterboxed(
+                    stored["images"],
+                    np.split(stored["boxes"], split),
+                    np.split(stored["classes"], split),
+                )
+    jobs = [(layout, seed, index, purpose, size) for index in range(count)]
+    if processes > 1 and count >= 256:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            parts = pool.map(_make, jobs, chunksize=64)
+    else:
+        parts = [_make(job) for job in jobs]
+    data = _stack(parts, size)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial.npz")
+        np.savez(
+            partial,
+            images=data.images,
+            boxes=np.concatenate(data.boxes).reshape(-1, 4),
+            classes=np.concatenate(data.classes),
+            counts=np.array([len(b) for b in data.boxes]),
+        )
+        partial.rename(cache)
+    return data
