@@ -1,0 +1,1 @@
+"""The inference service: FastAPI over the versioned model repository (see docs/app.md)."""

@@ -1,0 +1,70 @@
+"""The VAE's sampling logic: latent vectors from a seed or a grid, decoded images as PNG."""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.errors import InvalidInput
+from app.images import encode_png, grayscale_to_image, tile
+
+DEFAULT_WALK_RANGE = (-3.0, 3.0)
+
+
+def latent_size(metadata: dict[str, Any], input_spec: dict[str, Any]) -> int:
+    return int(metadata.get("latent", {}).get("size") or input_spec["shape"][-1])
+
+
+def walk_range(metadata: dict[str, Any]) -> tuple[float, float]:
+    low, high = metadata.get("latent", {}).get("walk_range", DEFAULT_WALK_RANGE)
+    return float(low), float(high)
+
+
+def sample_latents(count: int, seed: int, size: int) -> np.ndarray:
+    """`count` draws from the prior N(0, I); the same seed gives the same vectors."""
+    return np.random.default_rng(seed).standard_normal((count, size)).astype(np.float32)
+
+
+def walk_latents(steps: int, value_range: tuple[float, float]) -> np.ndarray:
+    """A `steps` x `steps` grid over a 2-D latent space, row by row as it is drawn.
+
+    Columns go from low to high along the first latent axis; rows from high (top) to low
+    along the second, so the tiled picture has the usual orientation of a 2-D plot.
+    """
+    low, high = value_range
+    axis = np.linspace(low, high, steps, dtype=np.float32)
+    second, first = np.meshgrid(axis[::-1], axis, indexing="ij")
+    return np.stack([first.ravel(), second.ravel()], axis=-1)
+
+
+def check_latents(latents: list[list[float]], size: int) -> np.ndarray:
+    if any(len(latent) != size for latent in latents):
+        raise InvalidInput(f"Each latent vector must have exactly {size} numbers.")
+    array = np.asarray(latents, dtype=np.float32).reshape(len(latents), size)
+    if not np.all(np.isfinite(array)):
+        raise InvalidInput("Latent vectors must hold finite numbers.")
+    return array
+
+
+@dataclass
+class DecodedSamples:
+    latents: np.ndarray
+    images: np.ndarray  # the decoder's output, (n, H, W) or (n, H, W, 1), in [0, 1]
+
+    def as_json(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "latent": [round(float(v), 6) for v in latent],
+                "image": base64.b64encode(encode_png(grayscale_to_image(pixels))).decode(),
+            }
+            for latent, pixels in zip(self.latents, self.images, strict=True)
+        ]
+
+    def as_png(self, columns: int | None = None) -> bytes:
+        images = [grayscale_to_image(pixels) for pixels in self.images]
+        columns = columns or math.ceil(math.sqrt(len(images)))
+        return encode_png(tile(images, columns))

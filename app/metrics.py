@@ -1,0 +1,88 @@
+"""Prometheus metrics, in a registry of the app's own so that several apps can share a process."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from app.batching import BatchObserver
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "app_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.request_latency = Histogram(
+            "app_http_request_duration_seconds",
+            "HTTP request latency by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.inference_latency = Histogram(
+            "app_inference_duration_seconds",
+            "Duration of one runtime call (one batch).",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "app_inference_batch_size",
+            "Rows per runtime call.",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "app_inference_queue_depth",
+            "Requests waiting for the model's batch worker.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "app_inference_rejected",
+            "Requests refused with 503 because the model's queue was full.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.model_version = Gauge(
+            "app_model_version",
+            "The version each model is serving (0 when none).",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        labels = (route, method, str(status))
+        self.requests.labels(*labels).inc()
+        self.request_latency.labels(*labels).observe(seconds)
+
+    def batch_observer(self, model: str) -> BatchObserver:
+        def on_batch(rows: int, seconds: float) -> None:
+            self.batch_size.labels(model).observe(rows)
+            self.inference_latency.labels(model).observe(seconds)
+
+        return BatchObserver(
+            on_batch=on_batch,
+            on_queue_depth=self.queue_depth.labels(model).set,
+            on_rejected=self.rejected.labels(model).inc,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,371 @@
+"""The model registry: which version of each model is served, and swapping versions safely.
+
+For every configured model the registry loads the latest version (or the pinned one) through
+`modelkit.load_model`, which verifies every artifact's sha256, builds the runtime, runs a
+warm-up batch, and only then makes it the version that new requests get. Requests hold the
+servable they started with (`async with registry.acquire(name)`), so a reload never changes the
+model under a running request: the old version's batch worker is stopped only once its last
+request is done. A version that fails to load or warm up is refused and logged; the version
+already serving keeps serving, and the refused one is not retried by polling until it changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.batching import BatchedResult, Batcher
+from app.errors import ModelNotFound, ModelUnavailable
+from app.logging import note_inference
+from app.metrics import Metrics
+from app.settings import ModelOptions, Settings
+from modelkit.repository import METADATA_FILE, LoadedModel, list_versions, load_model
+
+logger = logging.getLogger("app.registry")
+
+# What a model needs beside its runtime (the classifier's vectorizer), built in the loader thread.
+Companion = Callable[[LoadedModel], Any]
+
+
+class ModelState(StrEnum):
+    START = "START"  # configured, not loaded yet
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    UNAVAILABLE = "UNAVAILABLE"  # nothing loadable: no version on disk, or every attempt failed
+
+
+@dataclass
+class Servable:
+    """One loaded, warmed version of a model, with its batch worker."""
+
+    model: LoadedModel
+    options: ModelOptions
+    batcher: Batcher
+    companion: Any = None
+    loaded_at: str = field(
+        default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    )
+    in_flight: int = 0
+    retired: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def version(self) -> int:
+        return self.model.version
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.model.metadata
+
+    async def infer(self, rows: np.ndarray) -> np.ndarray:
+        """The model's first output for `rows`, computed in whatever batch the worker forms."""
+        result: BatchedResult = await self.batcher.submit(rows)
+        note_inference(self.name, self.version, result.batch_size)
+        return result.outputs
+
+
+@dataclass
+class _Entry:
+    name: str
+    options: ModelOptions
+    state: ModelState = ModelState.START
+    servable: Servable | None = None
+    last_error: str | None = None
+    # version -> (mtime of its metadata when refused, reason): not retried until the file changes
+    refused: dict[int, tuple[float, str]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class ReloadOutcome:
+    name: str
+    version: int | None
+    changed: bool
+    previous_version: int | None = None
+    error: str | None = None
+
+
+def warmup_batch(model: LoadedModel, rows: int) -> np.ndarray:
+    """Zeros shaped like the signature's input, `rows` of them."""
+    (spec,) = model.signature_spec["inputs"]
+    return np.zeros([rows, *spec["shape"][1:]], dtype=spec["dtype"])
+
+
+def _metadata_mtime(root: Path, name: str, version: int) -> float:
+    try:
+        return os.stat(root / name / str(version) / METADATA_FILE).st_mtime
+    except OSError:
+        return 0.0
+
+
+class Registry:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        companions: dict[str, Companion] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.root = Path(settings.models_dir)
+        self.metrics = metrics
+        self._companions = companions or {}
+        self._entries = {name: _Entry(name, settings.options_for(name)) for name in settings.models}
+        self._poller: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def is_ready(self) -> bool:
+        return all(entry.servable is not None for entry in self._entries.values())
+
+    def states(self) -> dict[str, str]:
+        return {name: entry.state.value for name, entry in self._entries.items()}
+
+    def _entry(self, name: str) -> _Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ModelNotFound(
+                f"There is no model '{name}'; this service serves {sorted(self._entries)}."
+            ) from None
+
+    def current(self, name: str) -> Servable | None:
+        return self._entry(name).servable
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, name: str) -> AsyncIterator[Servable]:
+        """The servable new requests should use, held until the request is done with it."""
+        entry = self._entry(name)
+        servable = entry.servable
+        if servable is None:
+            reason = f": {entry.last_error}" if entry.last_error else "."
+            raise ModelUnavailable(
+                f"Model '{name}' is not loaded yet{reason}",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            )
+        servable.in_flight += 1
+        try:
+            yield servable
+        finally:
+            servable.in_flight -= 1
+            if servable.retired and servable.in_flight == 0:
+                self._close_later(servable)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    async def start(self, poll: bool = True) -> None:
+        """Load every configured model (concurrently), then poll for new versions."""
+        await asyncio.gather(*(self.reload(name, force=True) for name in self._entries))
+        if poll and self.settings.poll_interval_s > 0:
+            self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+        for entry in self._entries.values():
+            if entry.servable is not None:
+                await entry.servable.batcher.close()
+                entry.servable = None
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
+    def target_version(self, name: str) -> int | None:
+        """The version that should be served: the pinned one, else the latest on disk."""
+        entry = self._entry(name)
+        if entry.options.version is not None:
+            return entry.options.version
+        versions = list_versions(self.root, name)
+        return versions[-1] if versions else None
+
+    async def reload(self, name: str, force: bool = False) -> ReloadOutcome:
+        """Serve the target version if it is not served yet. `force` retries a refused one."""
+        entry = self._entry(name)
+        async with entry.lock:
+            previous = entry.servable.version if entry.servable else None
+            target = await asyncio.to_thread(self.target_version, name)
+            if target is None:
+                entry.last_error = f"no version of '{name}' under {self.root}"
+                if entry.servable is None:
+                    entry.state = ModelState.UNAVAILABLE
+                return ReloadOutcome(name, previous, False, previous, entry.last_error)
+            if target == previous:
+                return ReloadOutcome(name, previous, False, previous)
+            mtime = _metadata_mtime(self.root, name, target)
+            refused = entry.refused.get(target)
+            if refused is not None and refused[0] == mtime and not force:
+                return ReloadOutcome(name, previous, False, previous, refused[1])
+            if entry.servable is None:
+                entry.state = ModelState.LOADING
+            try:
+                model, companion = await asyncio.to_thread(self._load, name, target, entry.options)
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                entry.refused[target] = (mtime, reason)
+                entry.last_error = f"version {target} refused: {reason}"
+                entry.state = (
+                    ModelState.AVAILABLE if entry.servable is not None else ModelState.UNAVAILABLE
+                )
+                logger.error(
+                    "refused version %s of model %s; %s",
+                    target,
+                    name,
+                    f"still serving version {previous}" if previous else "nothing to serve",
+                    extra={"model": name, "version": target, "error": reason},
+                )
+                return ReloadOutcome(name, previous, False, previous, reason)
+            self._swap(entry, Servable(model, entry.options, self._batcher(name, model), companion))
+            logger.info(
+                "serving version %s of model %s (%s)",
+                target,
+                name,
+                model.runtime_name,
+                extra={"model": name, "version": target},
+            )
+            return ReloadOutcome(name, target, True, previous)
+
+    def _load(self, name: str, version: int, options: ModelOptions) -> tuple[LoadedModel, Any]:
+        model = load_model(
+            self.root,
+            name,
+            version,
+            runtime=options.runtime,
+            verify=self.settings.verify_artifacts,
+            threads=options.threads,
+        )
+        companion_factory = self._companions.get(name)
+        companion = companion_factory(model) if companion_factory else None
+        if self.settings.warmup:
+            for rows in sorted({1, options.max_batch_size if options.batching else 1}):
+                model.predict(warmup_batch(model, rows))
+        return model, companion
+
+    def _batcher(self, name: str, model: LoadedModel) -> Batcher:
+        options = self._entries[name].options
+        return Batcher(
+            model.predict,
+            name=name,
+            max_batch_size=options.max_batch_size,
+            max_delay_ms=options.max_delay_ms,
+            max_queue_size=options.max_queue_size,
+            enabled=options.batching,
+            retry_after_s=self.settings.retry_after_s,
+            observer=self.metrics.batch_observer(name),
+        )
+
+    def _swap(self, entry: _Entry, servable: Servable) -> None:
+        servable.batcher.start()
+        old, entry.servable = entry.servable, servable
+        entry.state = ModelState.AVAILABLE
+        entry.last_error = None
+        self.metrics.model_version.labels(entry.name).set(servable.version)
+        if old is not None:
+            old.retired = True
+            if old.in_flight == 0:
+                self._close_later(old)
+
+    def _close_later(self, servable: Servable) -> None:
+        task = asyncio.get_running_loop().create_task(servable.batcher.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval_s)
+            for name in self._entries:
+                try:
+                    await self.reload(name)
+                except Exception:
+                    logger.exception("polling model %s failed", name, extra={"model": name})
+
+    # -- description -----------------------------------------------------------------------
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """TF Serving's model status, plus what a client needs to call the model."""
+        entry = self._entry(name)
+        servable = entry.servable
+        on_disk = list_versions(self.root, name)
+        versions = []
+        for version in sorted(set(on_disk) | ({servable.version} if servable else set())):
+            if servable is not None and version == servable.version:
+                state, error = "AVAILABLE", ""
+            elif version in entry.refused:
+                state, error = "REFUSED", entry.refused[version][1]
+            else:
+                state, error = "ON_DISK", ""
+            versions.append(
+                {
+                    "version": version,
+                    "state": state,
+                    "status": {
+                        "error_code": "OK" if not error else "FAILED_PRECONDITION",
+                        "error_message": error,
+                    },
+                }
+            )
+        description: dict[str, Any] = {
+            "name": name,
+            "state": entry.state.value,
+            "version": servable.version if servable else None,
+            "pinned_version": entry.options.version,
+            "runtime": entry.options.runtime,
+            "versions": versions,
+            "last_error": entry.last_error,
+            "batching": {
+                "enabled": entry.options.batching,
+                "max_batch_size": entry.options.max_batch_size,
+                "max_delay_ms": entry.options.max_delay_ms,
+                "max_queue_size": entry.options.max_queue_size,
+                "queue_depth": servable.batcher.queue_depth if servable else 0,
+            },
+        }
+        if servable is not None:
+            metadata = servable.metadata
+            spec = servable.model.signature_spec
+            description.update(
+                loaded_at=servable.loaded_at,
+                task=metadata.get("task"),
+                created=metadata.get("created"),
+                labels=model_labels(metadata),
+                signature={
+                    "name": servable.model.signature,
+                    "inputs": spec["inputs"],
+                    "outputs": spec["outputs"],
+                },
+                metrics=_fresh_metrics(servable),
+            )
+        return description
+
+
+def _fresh_metrics(servable: Servable) -> dict[str, Any]:
+    # Evaluation may be merged into metadata.json after publishing (it is not an artifact),
+    # so the file on disk can know more than the copy read at load time.
+    try:
+        return json.loads((servable.model.path / METADATA_FILE).read_text()).get("metrics", {})
+    except (OSError, ValueError):
+        return servable.metadata.get("metrics", {})
+
+
+def model_labels(metadata: dict[str, Any]) -> list[str] | None:
+    labels = metadata.get("labels")
+    if labels is None:
+        labels = metadata.get("detection", {}).get("labels")
+    return labels

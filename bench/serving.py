@@ -1,0 +1,436 @@
+"""Serving benchmark: the raw runtime, this app over HTTP, and the naive baseline, per endpoint.
+
+    .venv/bin/python bench/serving.py                   # every endpoint whose model exists
+    .venv/bin/python bench/serving.py --endpoints classify --duration 5
+
+For each endpoint it measures, in one run:
+  * the raw ONNX Runtime in-process: samples/s at batch 1 and at batch 32;
+  * this app (`uvicorn app.main:app`, one process) over HTTP on 127.0.0.1 at concurrency 1
+    and 32: requests/s, p50 and p99 latency;
+  * the naive baseline (`bench/naive_app.py`: FastAPI + Keras `model.predict` per request)
+    under the same load;
+and, once, the app's cold start (process spawn to /readyz 200) and RSS with every model on
+ONNX Runtime. Load runs only on 127.0.0.1 and is bounded by --duration and --max-requests.
+The load generator is a minimal keep-alive HTTP/1.1 client so that it costs the server's
+cores as little as possible; it shares the machine with the server all the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = PROJECT_ROOT / "models"
+HOST = "127.0.0.1"
+NEWS_TEXT = (
+    "The central bank raised its key interest rate by half a percentage point on Thursday, "
+    "citing persistent inflation in services and a labour market that remains tight. Markets "
+    "had expected a smaller move, and shares of banks and homebuilders fell in early trading "
+    "while the currency strengthened against the dollar and the euro."
+)
+
+
+# -- load generation -------------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends prebuilt requests."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        return cls(*await asyncio.open_connection(HOST, port))
+
+    async def send(self, raw: bytes) -> int:
+        self.writer.write(raw)
+        await self.writer.drain()
+        status = int((await self.reader.readline()).split()[1])
+        length, chunked = 0, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "transfer-encoding" and "chunked" in value:
+                chunked = True
+        if chunked:
+            while size := int((await self.reader.readline()).strip(), 16):
+                await self.reader.readexactly(size + 2)
+            await self.reader.readline()
+        else:
+            await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def raw_request(method: str, path: str, body: bytes | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {HOST}", "X-Client-Id: bench"]
+    if body is not None:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+async def _load(
+    port: int, request: bytes, concurrency: int, duration: float, max_requests: int
+) -> LoadResult:
+    latencies: list[float] = []
+    errors = 0
+    started = time.perf_counter()
+    deadline = started + duration
+
+    async def worker() -> None:
+        nonlocal errors
+        connection = await Connection.open(port)
+        try:
+            while time.perf_counter() < deadline and len(latencies) + errors < max_requests:
+                sent = time.perf_counter()
+                status = await connection.send(request)
+                if status == 200:
+                    latencies.append(time.perf_counter() - sent)
+                else:
+                    errors += 1
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return LoadResult(
+        concurrency,
+        len(latencies),
+        errors,
+        elapsed,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 99)),
+    )
+
+
+def measure_load(
+    port: int, request: bytes, concurrency: int, duration: float, max_requests: int
+) -> LoadResult:
+    # A short warm-up at the same concurrency, not counted.
+    asyncio.run(_load(port, request, concurrency, min(1.0, duration / 4), max_requests))
+    return asyncio.run(_load(port, request, concurrency, duration, max_requests))
+
+
+# -- servers ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    start_seconds: float
+
+
+@contextlib.contextmanager
+def serve(target: str, env: dict[str, str], timeout: float = 180.0) -> Iterator[Server]:
+    """Start `uvicorn <target>` on a free loopback port; wait until /readyz answers 200."""
+    port = free_port()
+    log_path = Path(tempfile.gettempdir()) / f"bench-serving-{target.split(':')[0]}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 (closed in the finally below)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--app-dir",
+        str(PROJECT_ROOT / "bench"),
+    ]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=log
+    )
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{target} exited; see {log.name}")
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"{target} not ready after {timeout} s; see {log.name}")
+            if _ready(port):
+                break
+            time.sleep(0.02)
+        yield Server(process, port, time.perf_counter() - started)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _ready(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5) as connection:
+            connection.sendall(raw_request("GET", "/readyz"))
+            return connection.recv(64).split()[1] == b"200"
+    except (OSError, IndexError):
+        return False
+
+
+def app_env(models: list[str], models_dir: Path) -> dict[str, str]:
+    return {"APP_MODELS_DIR": str(models_dir), "APP_MODELS": ",".join(models)}
+
+
+def naive_env(models: list[str], models_dir: Path) -> dict[str, str]:
+    return {
+        "NAIVE_MODELS_DIR": str(models_dir),
+        "NAIVE_MODELS": ",".join(models),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+
+
+# -- endpoints -------------------------------------------------------------------------------
+
+
+@dataclass
+class Endpoint:
+    name: str
+    model: str
+    request: bytes
+    raw_inputs: Callable[[Any, int], np.ndarray]  # (loaded model, batch size) -> runtime input
+
+
+def _vae_inputs(model: Any, batch: int) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((batch, 2)).astype(np.float32)
+
+
+def _classifier_inputs(model: Any, batch: int) -> np.ndarray:
+    from app.routes.classify import load_vectorizer
+
+    return load_vectorizer(model).transform([NEWS_TEXT] * batch)
+
+
+def _detector_image() -> bytes:
+    """A 320 x 240 PNG with the words the detector looks for, "chat" and "rat"."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (320, 240), (250, 250, 245))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=32)
+    draw.text((24, 30), "chat", fill=(15, 15, 15), font=font)
+    draw.text((170, 150), "rat", fill=(15, 15, 15), font=font)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _detector_inputs(model: Any, batch: int) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    from modelkit.detection import to_model_input
+
+    image = Image.open(io.BytesIO(_detector_image())).convert("RGB")
+    size = int(model.metadata["detection"]["input_size"])
+    return to_model_input([image] * batch, size)[0]
+
+
+def endpoints() -> dict[str, Endpoint]:
+    detect_body = json.dumps({"image": base64.b64encode(_detector_image()).decode()}).encode()
+    return {
+        "vae": Endpoint(
+            "GET /vae/sample", "vae", raw_request("GET", "/vae/sample?n=1&seed=1"), _vae_inputs
+        ),
+        "classify": Endpoint(
+            "POST /classify",
+            "classifier",
+            raw_request("POST", "/classify", json.dumps({"text": NEWS_TEXT}).encode()),
+            _classifier_inputs,
+        ),
+        "detect": Endpoint(
+            "POST /detect",
+            "detector",
+            raw_request("POST", "/detect", detect_body),
+            _detector_inputs,
+        ),
+    }
+
+
+def raw_runtime(
+    endpoint: Endpoint, models_dir: Path, duration: float, threads: int
+) -> dict[int, float]:
+    """Samples/s of `LoadedModel.predict` alone, at batch 1 and 32."""
+    from modelkit.repository import load_model
+
+    model = load_model(models_dir, endpoint.model, threads=threads)
+    rates = {}
+    for batch in (1, 32):
+        inputs = endpoint.raw_inputs(model, batch)
+        model.predict(inputs)
+        calls, started = 0, time.perf_counter()
+        while time.perf_counter() - started < duration / 2:
+            model.predict(inputs)
+            calls += 1
+        rates[batch] = calls * batch / (time.perf_counter() - started)
+    return rates
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} (1 / 5 min) on {os.cpu_count()} cores"
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    available = {
+        key: endpoint
+        for key, endpoint in endpoints().items()
+        if key in args.endpoints and any((args.models_dir / endpoint.model).glob("*/metadata.json"))
+    }
+    missing = sorted(set(args.endpoints) - set(available))
+    if missing:
+        print(f"skipping {missing}: model not in {args.models_dir}", file=sys.stderr)
+    report: dict[str, Any] = {"machine_before": load_average(), "endpoints": {}}
+    models = [endpoint.model for endpoint in available.values()]
+    if models:
+        with serve("app.main:app", app_env(models, args.models_dir)) as server:
+            report["cold_start_s"] = server.start_seconds
+            report["rss_mb_ready"] = rss_mb(server.process.pid)
+            report["models_at_start"] = models
+    for key, endpoint in available.items():
+        print(f"== {endpoint.name}", file=sys.stderr)
+        figures: dict[str, Any] = {
+            "raw": raw_runtime(endpoint, args.models_dir, args.duration, args.threads),
+        }
+        for label, target, env in (
+            ("app", "app.main:app", app_env([endpoint.model], args.models_dir)),
+            ("naive", "naive_app:app", naive_env([endpoint.model], args.models_dir)),
+        ):
+            with serve(target, env) as server:
+                figures[label] = {
+                    concurrency: measure_load(
+                        server.port,
+                        endpoint.request,
+                        concurrency,
+                        args.duration,
+                        args.max_requests,
+                    )
+                    for concurrency in (1, 32)
+                }
+                figures[f"{label}_rss_mb"] = rss_mb(server.process.pid)
+        report["endpoints"][key] = figures
+        print(markdown_rows(endpoint, figures), file=sys.stderr)
+    report["machine_after"] = load_average()
+    return report
+
+
+def markdown_rows(endpoint: Endpoint, figures: dict[str, Any]) -> str:
+    raw = figures["raw"]
+    rows = [
+        f"| {endpoint.name} | raw ONNX Runtime, in-process | batch 1: {raw[1]:.0f} samples/s;"
+        f" batch 32: {raw[32]:.0f} samples/s | |"
+    ]
+    for label, title in (("app", "this app"), ("naive", "naive baseline")):
+        for concurrency in (1, 32):
+            result: LoadResult = figures[label][concurrency]
+            rows.append(
+                f"| {endpoint.name} | {title}, concurrency {concurrency} |"
+                f" {result.per_second:.1f} req/s, p50 {result.p50_ms:.1f} ms,"
+                f" p99 {result.p99_ms:.1f} ms | {result.requests} ok, {result.errors} errors |"
+            )
+    app32, naive32 = figures["app"][32].per_second, figures["naive"][32].per_second
+    rows.append(
+        f"| {endpoint.name} | ratios | app / naive at c=32: {app32 / naive32:.1f}x;"
+        f" app c=32 / raw batch 32: {app32 / raw[32]:.2f}x | |"
+    )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--endpoints",
+        nargs="+",
+        default=["vae", "classify", "detect"],
+        choices=["vae", "classify", "detect"],
+    )
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--max-requests", type=int, default=20_000, help="cap per measurement")
+    parser.add_argument("--threads", type=int, default=1, help="ORT threads of the raw runtime")
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    args.models_dir = args.models_dir.resolve()
+    report = run(args)
+    print(f"\nmachine: {report['machine_before']} before, {report['machine_after']} after")
+    if "cold_start_s" in report:
+        print(
+            f"app cold start to ready: {report['cold_start_s']:.2f} s"
+            f" with {report['models_at_start']};"
+            f" RSS at ready: {report['rss_mb_ready']:.0f} MB"
+        )
+    print("\n| endpoint | what | figures | notes |\n| --- | --- | --- | --- |")
+    all_endpoints = endpoints()
+    for key, figures in report["endpoints"].items():
+        print(markdown_rows(all_endpoints[key], figures))
+        print(
+            f"| {all_endpoints[key].name} | RSS after load | app {figures['app_rss_mb']:.0f} MB;"
+            f" naive {figures['naive_rss_mb']:.0f} MB | |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(report, default=lambda o: o.__dict__, indent=2))
+
+
+if __name__ == "__main__":
+    main()

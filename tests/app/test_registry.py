@@ -1,0 +1,177 @@
+"""Loading, pinning, hot reload and refusal of broken versions, on throwaway toy models."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.settings import ModelOptions, Settings
+from tests.app.conftest import serving
+from tests.app.toy import FEATURES, TOY, publish_broken_toy, publish_toy, toy_weights
+
+pytestmark = pytest.mark.anyio
+
+ONES = np.ones((2, FEATURES), dtype=np.float32)
+
+
+def toy_settings(root: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {"models_dir": root, "models": [TOY], "poll_interval_s": 0}
+    values.update(overrides)
+    return Settings(**values)
+
+
+def expected(seed: int) -> np.ndarray:
+    return ONES @ toy_weights(seed)
+
+
+async def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_serves_the_latest_version_after_verify_and_warm_up(tmp_path: Path) -> None:
+    publish_toy(tmp_path, seed=1)
+    publish_toy(tmp_path, seed=2)
+    async with serving(toy_settings(tmp_path)) as (client, app):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json() == {"ready": True, "models": {TOY: "AVAILABLE"}}
+        servable = app.state.registry.current(TOY)
+        assert servable.version == 2
+        np.testing.assert_allclose(await servable.infer(ONES), expected(2), rtol=1e-5)
+        status = (await client.get(f"/v1/models/{TOY}")).json()
+    assert status["version"] == 2
+    assert status["runtime"] == "onnxruntime"
+    assert status["labels"] == ["a", "b", "c"]
+    assert status["metrics"] == {"seed": 2}
+    assert status["signature"]["inputs"][0]["shape"] == [None, FEATURES]
+    assert [(v["version"], v["state"]) for v in status["versions"]] == [
+        (1, "ON_DISK"),
+        (2, "AVAILABLE"),
+    ]
+
+
+async def test_a_pinned_version_is_served_instead_of_the_latest(tmp_path: Path) -> None:
+    publish_toy(tmp_path, seed=1)
+    publish_toy(tmp_path, seed=2)
+    settings = toy_settings(tmp_path, model_settings={TOY: ModelOptions(version=1)})
+    async with serving(settings) as (client, app):
+        assert app.state.registry.current(TOY).version == 1
+        listing = (await client.get("/v1/models")).json()
+    assert [(m["name"], m["version"], m["pinned_version"]) for m in listing["models"]] == [
+        (TOY, 1, 1)
+    ]
+
+
+async def test_a_model_without_versions_is_not_ready_and_answers_503(tmp_path: Path) -> None:
+    async with serving(toy_settings(tmp_path)) as (client, app):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["models"] == {TOY: "UNAVAILABLE"}
+        assert (await client.get("/v1/models/elsewhere")).json()["error"] == "model_not_found"
+        with pytest.raises(Exception, match="not loaded yet") as unavailable:
+            async with app.state.registry.acquire(TOY):
+                pass
+    assert unavailable.value.status_code == 503
+
+
+async def test_reload_endpoint_swaps_and_in_flight_requests_finish_on_the_old_version(
+    tmp_path: Path,
+) -> None:
+    publish_toy(tmp_path, seed=1)
+    async with serving(toy_settings(tmp_path)) as (client, app):
+        registry = app.state.registry
+        unchanged = await client.post(f"/v1/models/{TOY}/reload")
+        assert unchanged.json() == {
+            "name": TOY,
+            "version": 1,
+            "previous_version": 1,
+            "changed": False,
+        }
+        async with registry.acquire(TOY) as old:
+            publish_toy(tmp_path, seed=2)
+            reloaded = await client.post(f"/v1/models/{TOY}/reload")
+            assert reloaded.status_code == 200
+            assert reloaded.json()["version"] == 2 and reloaded.json()["changed"]
+            # The request that started on version 1 still computes with version 1.
+            np.testing.assert_allclose(await old.infer(ONES), expected(1), rtol=1e-5)
+            assert old.retired
+        new = registry.current(TOY)
+        assert new.version == 2
+        np.testing.assert_allclose(await new.infer(ONES), expected(2), rtol=1e-5)
+        metrics = (await client.get("/metrics")).text
+    assert 'app_model_version{model="toy"} 2.0' in metrics
+
+
+async def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(
+    tmp_path: Path, app_logs: list[logging.LogRecord]
+) -> None:
+    publish_toy(tmp_path, seed=1)
+    async with serving(toy_settings(tmp_path)) as (client, app):
+        publish_broken_toy(tmp_path)
+        refused = await client.post(f"/v1/models/{TOY}/reload")
+        assert refused.status_code == 409
+        assert refused.json()["error"] == "version_refused"
+        assert "ArtifactIntegrityError" in refused.json()["detail"]
+        servable = app.state.registry.current(TOY)
+        assert servable.version == 1
+        np.testing.assert_allclose(await servable.infer(ONES), expected(1), rtol=1e-5)
+        status = (await client.get(f"/v1/models/{TOY}")).json()
+        assert (await client.get("/readyz")).status_code == 200
+    assert status["state"] == "AVAILABLE"
+    assert [(v["version"], v["state"]) for v in status["versions"]] == [
+        (1, "AVAILABLE"),
+        (2, "REFUSED"),
+    ]
+    assert "sha256" in status["versions"][1]["status"]["error_message"]
+    errors = [r for r in app_logs if r.levelno == logging.ERROR and r.name == "app.registry"]
+    assert len(errors) == 1 and errors[0].version == 2
+
+
+async def test_a_version_that_fails_its_warm_up_is_refused(tmp_path: Path) -> None:
+    publish_toy(tmp_path, seed=1)
+    publish_toy(tmp_path, seed=2, declared_features=FEATURES + 1)
+    async with serving(toy_settings(tmp_path)) as (client, _app):
+        assert (await client.get("/readyz")).status_code == 503
+        status = (await client.get(f"/v1/models/{TOY}")).json()
+    assert status["state"] == "UNAVAILABLE"
+    assert "version 2 refused" in status["last_error"]
+
+
+async def test_polling_picks_up_new_versions_and_does_not_retry_refused_ones(
+    tmp_path: Path, app_logs: list[logging.LogRecord]
+) -> None:
+    async with serving(toy_settings(tmp_path, poll_interval_s=0.05)) as (_client, app):
+        registry = app.state.registry
+        assert not registry.is_ready()
+        publish_toy(tmp_path, seed=1)
+        await wait_until(registry.is_ready)
+        assert registry.current(TOY).version == 1
+        publish_toy(tmp_path, seed=2)
+        await wait_until(lambda: registry.current(TOY).version == 2)
+        np.testing.assert_allclose(await registry.current(TOY).infer(ONES), expected(2), rtol=1e-5)
+        publish_broken_toy(tmp_path)
+        await wait_until(lambda: "version 3" in (registry.describe(TOY)["last_error"] or ""))
+        await asyncio.sleep(0.3)  # several more polls
+        assert registry.current(TOY).version == 2
+    refusals = [r for r in app_logs if r.name == "app.registry" and r.levelno == logging.ERROR]
+    assert len(refusals) == 1, "a refused version is not reloaded on every poll"
+
+
+async def test_metrics_merged_into_metadata_after_publishing_are_shown(tmp_path: Path) -> None:
+    path = publish_toy(tmp_path, seed=1)
+    async with serving(toy_settings(tmp_path)) as (client, _):
+        metadata = json.loads((path / "metadata.json").read_text())
+        metadata["metrics"]["evaluation"] = {"accuracy": 0.5}
+        (path / "metadata.json").write_text(json.dumps(metadata))
+        status = (await client.get(f"/v1/models/{TOY}")).json()
+        assert (await client.post(f"/v1/models/{TOY}/reload")).json()["changed"] is False
+    assert status["metrics"] == {"seed": 1, "evaluation": {"accuracy": 0.5}}
