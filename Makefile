@@ -3,10 +3,10 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast lint format run clean
+.PHONY: install test test-fast test-e2e lint format run clean
 
 $(STAMP): pyproject.toml scripts/install
-	scripts/install --venv $(VENV)
+	scripts/install --system --venv $(VENV)
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -17,6 +17,9 @@ test: $(STAMP)  ## unit and end-to-end tests
 test-fast: $(STAMP)  ## skip the slow tests (smoke training, TensorFlow runtime)
 	$(PYTHON) -m pytest -m "not slow"
 
+test-e2e: $(STAMP)  ## only the end-to-end tests of the whole stack (nginx, supervisord, app, auth)
+	$(PYTHON) -m pytest tests/e2e
+
 lint: $(STAMP)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
@@ -25,9 +28,8 @@ format: $(STAMP)
 	$(PYTHON) -m ruff check --fix .
 	$(PYTHON) -m ruff format .
 
-run: $(STAMP)
-	@echo "make run: the serving stack arrives with the gateway issue; train and evaluate with python -m training.<model>" >&2
-	@exit 2
+run: $(STAMP)  ## serve the stack on http://localhost:8080 (installs nginx when missing)
+	scripts/run --venv $(VENV)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,217 @@
+"""A real gateway stack for end-to-end tests: supervisord running nginx, the app and auth."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+SUPERVISORD_CONF = PROJECT_ROOT / "supervisord.conf"
+ALL_SCOPES = "detect,vae,classify,models:read"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def is_listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def create_client(database: Path, client_id: str, scopes: str) -> str:
+    """Registers a client with the auth CLI; returns its secret."""
+    command = ["clients", "create", "--id", client_id, "--scopes", scopes]
+    result = subprocess.run(
+        [sys.executable, "-m", "auth_service", "--database", str(database), *command],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("client_secret:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no secret in the CLI output: {result.stdout!r}")
+
+
+@dataclass
+class Stack:
+    """One supervisord process group; every path lives under ``base``."""
+
+    base: Path
+    cache_seconds: int = 2
+    token_ttl_seconds: int = 3600
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.base / "run"
+
+    @property
+    def database(self) -> Path:
+        return self.base / "auth.sqlite3"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.base / "supervisord.stdout"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.base / "supervisord.stderr"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("GATEWAY_", "APP_", "AUTH_"))
+        }
+        env.update(
+            GATEWAY_RUN_DIR=str(self.run_dir),
+            GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
+            GATEWAY_AUTH_CACHE_SECONDS=str(self.cache_seconds),
+            GATEWAY_TOKEN_RATE="50r/s",
+            GATEWAY_PYTHON=sys.executable,
+            AUTH_DATABASE_PATH=str(self.database),
+            AUTH_TOKEN_TTL_SECONDS=str(self.token_ttl_seconds),
+            APP_POLL_INTERVAL_S="0",
+        )
+        return env
+
+    def add_client(self, client_id: str, scopes: str) -> None:
+        self.secrets[client_id] = create_client(self.database, client_id, scopes)
+
+    def start(self, timeout: float = 90) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            self.process = subprocess.Popen(
+                [str(VENV_BIN / "supervisord"), "-c", str(SUPERVISORD_CONF), "-n"],
+                cwd=PROJECT_ROOT,
+                env=self.env(),
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # its own process group: teardown can check it is empty
+            )
+        if not wait_until(self.is_ready, timeout, interval=0.25):
+            self.stop()
+            raise AssertionError(f"the gateway did not become ready:\n{self.output()[-4000:]}")
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, timeout: float = 10) -> int:
+        """SIGTERM to supervisord; returns its exit code (or raises if it did not exit)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+            raise
+
+    def group_is_empty(self) -> bool:
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    def ctl(self, *args: str) -> str:
+        result = subprocess.run(
+            [str(VENV_BIN / "supervisorctl"), "-c", str(SUPERVISORD_CONF), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return result.stdout
+
+    def pid_of(self, program: str) -> int:
+        # "app  RUNNING   pid 1234, uptime 0:00:05"
+        words = self.ctl("status", program).replace(",", " ").split()
+        return int(words[words.index("pid") + 1])
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def output(self) -> str:
+        return self.stdout() + self.stderr()
+
+    def lines_with(self, *parts: str, timeout: float = 5) -> list[str]:
+        """The output lines containing every one of ``parts``, waiting for at least one."""
+        found: list[str] = []
+
+        def logged() -> bool:
+            lines = self.output().splitlines()
+            found[:] = [line for line in lines if all(part in line for part in parts)]
+            return bool(found)
+
+        wait_until(logged, timeout)
+        return found
+
+    def access_log(self) -> Iterator[dict[str, object]]:
+        for line in self.stdout().splitlines():
+            if line.startswith('{"time":"') and '"auth_cache"' in line:
+                yield json.loads(line)
+
+    def access_record(self, request_id: str, timeout: float = 5) -> dict[str, object]:
+        found: list[dict[str, object]] = []
+
+        def logged() -> bool:
+            found[:] = [r for r in self.access_log() if r["request_id"] == request_id]
+            return bool(found)
+
+        assert wait_until(logged, timeout), f"no access log line for {request_id}"
+        return found[-1]
+
+    def token(self, client_id: str, scope: str | None = None) -> str:
+        data = {"grant_type": "client_credentials"}
+        if scope is not None:
+            data["scope"] = scope
+        response = httpx.post(
+            f"{self.url}/oauth2/token",
+            data=data,
+            auth=(client_id, self.secrets[client_id]),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["access_token"]

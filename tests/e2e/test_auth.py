@@ -1,0 +1,145 @@
+"""The auth matrix at the gateway and the introspection cache (keyed on token and scope)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.e2e.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+
+def _get(stack: Stack, path: str, authorization: str | None = None) -> httpx.Response:
+    request_id = uuid.uuid4().hex
+    headers = {"X-Request-Id": request_id}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    response = httpx.get(stack.url + path, headers=headers, timeout=10)
+    assert response.headers["x-request-id"] == request_id
+    return response
+
+
+def _assert_denied(response: httpx.Response, status: int, error: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == error
+    assert response.headers["www-authenticate"].startswith('Bearer realm="model-gateway"')
+    assert response.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    ("authorization", "error"),
+    [
+        (None, "missing_token"),
+        ("Basic Zm9vOmJhcg==", "missing_token"),
+        ("Bearer", "invalid_token"),
+        ("Bearer not a token!", "invalid_token"),
+        ("Bearer " + "A" * 43, "invalid_token"),
+    ],
+)
+def test_requests_without_a_valid_token_are_401(gateway: Stack, authorization, error) -> None:
+    for _ in range(2):  # the second answer may come from the cache: it must be the same
+        _assert_denied(_get(gateway, "/v1/models", authorization), 401, error)
+
+
+def test_missing_token_body_matches_the_auth_service(gateway: Stack) -> None:
+    response = _get(gateway, "/v1/models")
+    assert response.json() == {
+        "error": "missing_token",
+        "detail": "send the access token as Authorization: Bearer <token>",
+    }
+    assert response.headers["www-authenticate"] == 'Bearer realm="model-gateway"'
+
+
+def test_token_in_the_query_string_is_refused_even_when_cached(gateway: Stack) -> None:
+    token = gateway.token("full", "models:read")
+    assert _get(gateway, "/v1/models", f"Bearer {token}").status_code == 200  # now cached
+    for path in (f"/v1/models?access_token={token}", "/v1/models?x=1&access_token=abc"):
+        _assert_denied(_get(gateway, path, f"Bearer {token}"), 401, "invalid_request")
+    _assert_denied(_get(gateway, f"/v1/models?access_token={token}"), 401, "invalid_request")
+
+
+def test_cache_key_includes_the_token(gateway: Stack) -> None:
+    """With nginx's default cache key (the URL), one cached 200 would let every token in."""
+    token = gateway.token("full", "models:read")
+    allowed = _get(gateway, "/v1/models", f"Bearer {token}")
+    assert allowed.status_code == 200
+    again = _get(gateway, "/v1/models", f"Bearer {token}")
+    assert again.status_code == 200
+    assert gateway.access_record(again.headers["x-request-id"])["auth_cache"] == "HIT"
+
+    # Same URL, within the cache time: other tokens are still checked, not served the 200.
+    _assert_denied(_get(gateway, "/v1/models"), 401, "missing_token")
+    _assert_denied(_get(gateway, "/v1/models", "Bearer " + "B" * 43), 401, "invalid_token")
+    narrow = gateway.token("narrow")
+    _assert_denied(_get(gateway, "/v1/models", f"Bearer {narrow}"), 403, "insufficient_scope")
+    # A token that embeds the cached one does not match it either.
+    _assert_denied(_get(gateway, "/v1/models", f"Bearer {token}x"), 401, "invalid_token")
+
+
+def test_cache_key_includes_the_scope(gateway: Stack) -> None:
+    token = gateway.token("narrow")  # detect only
+    denied = _get(gateway, "/v1/models", f"Bearer {token}")
+    _assert_denied(denied, 403, "insufficient_scope")
+    # The same token on a route of its scope is checked for that scope (not the cached 403) ...
+    response = httpx.post(
+        f"{gateway.url}/detect",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"image": "not base64"},
+        timeout=30,
+    )
+    assert response.status_code not in (401, 403), response.text
+    # ... and a token allowed for one scope is not allowed for another through the cache.
+    full = gateway.token("full", "vae")
+    assert _get(gateway, "/vae/sample?n=1", f"Bearer {full}").status_code == 200
+    _assert_denied(_get(gateway, "/v1/models", f"Bearer {full}"), 403, "insufficient_scope")
+
+
+def _revoke(stack: Stack, client_id: str, token: str) -> None:
+    response = httpx.post(
+        f"{stack.url}/oauth2/revoke",
+        data={"token": token},
+        auth=(client_id, stack.secrets[client_id]),
+    )
+    assert response.status_code == 200
+
+
+def test_revocation_takes_effect_within_the_cache_time(gateway: Stack) -> None:
+    token = gateway.token("full", "models:read")
+    assert _get(gateway, "/v1/models", f"Bearer {token}").status_code == 200
+    _revoke(gateway, "full", token)
+    revoked_at = time.monotonic()
+    # Documented: a cached answer may be served until the cache time has passed ...
+    while time.monotonic() - revoked_at < gateway.cache_seconds + 1.5:
+        status = _get(gateway, "/v1/models", f"Bearer {token}").status_code
+        if status == 401:
+            break
+        assert status == 200
+        time.sleep(0.2)
+    # ... never longer.
+    _assert_denied(_get(gateway, "/v1/models", f"Bearer {token}"), 401, "invalid_token")
+
+
+def test_revoked_token_is_refused_at_once_when_not_cached(gateway: Stack) -> None:
+    token = gateway.token("full", "models:read")
+    _revoke(gateway, "full", token)
+    _assert_denied(_get(gateway, "/v1/models", f"Bearer {token}"), 401, "invalid_token")
+
+
+def test_token_endpoint_is_rate_limited(gateway: Stack) -> None:
+    statuses = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(200):
+            response = client.post(
+                f"{gateway.url}/oauth2/token", data={"grant_type": "client_credentials"}
+            )
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert response.json() == {"error": "rate_limited"}
+                assert response.headers["retry-after"] == "1"
+                break
+    assert statuses[-1] == 429, statuses
+    time.sleep(1.5)  # let the bucket refill for the other tests
