@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import signal
+import socketserver
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -83,6 +86,47 @@ def test_auth_service_stopped_is_503_never_a_pass(stack: Stack) -> None:
         token_endpoint = httpx.post(f"{stack.url}/oauth2/token", data={})
         assert token_endpoint.status_code == 503
     finally:
+        assert "started" in stack.ctl("start", "auth")
+    assert wait_until(stack.is_ready, 10)
+    assert _get(stack, stack.token("full", "models:read")).status_code == 200
+
+
+class _FailingAuthHandler(http.server.BaseHTTPRequestHandler):
+    """An auth service that has gone wrong: every answer is a 500."""
+
+    def do_GET(self) -> None:
+        body = b'{"error": "internal_error"}'
+        self.send_response(500)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_POST = do_GET
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+def test_auth_service_failing_is_503_never_a_pass(stack: Stack) -> None:
+    token = stack.token("full", "models:read")
+    socket_path = stack.run_dir / "auth.sock"
+    assert "stopped" in stack.ctl("stop", "auth")
+    socket_path.unlink(missing_ok=True)
+    server = _UnixHTTPServer(str(socket_path), _FailingAuthHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        _assert_auth_unavailable(stack, _get(stack, token))
+        _assert_auth_unavailable(stack, _get(stack, "D" * 43, path="/classify"))
+    finally:
+        server.shutdown()
+        server.server_close()
+        socket_path.unlink(missing_ok=True)
         assert "started" in stack.ctl("start", "auth")
     assert wait_until(stack.is_ready, 10)
     assert _get(stack, stack.token("full", "models:read")).status_code == 200
