@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import ALL_MODELS, ModelOptions, Settings
+from app.settings import ALL_MODELS, MODEL_DEFAULTS, ModelOptions, Settings
 from tests.conftest import PROJECT_ROOT
 
 
@@ -34,7 +34,20 @@ def test_models_and_per_model_options_from_the_environment(
     assert settings.options_for("vae").runtime == "tensorflow"
     assert settings.options_for("vae").max_batch_size == 64
     assert settings.options_for("classifier").version == 3
-    assert settings.options_for("detector") == ModelOptions()
+    detector_defaults = ModelOptions.model_validate(MODEL_DEFAULTS["detector"])
+    assert settings.options_for("detector") == detector_defaults
+
+
+def test_a_model_default_applies_under_what_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("APP_")]:
+        monkeypatch.delenv(name)
+    assert Settings().options_for("detector").max_batch_size == 4
+    monkeypatch.setenv("APP_MODEL_SETTINGS__DETECTOR__RUNTIME", "tensorflow")
+    detector = Settings().options_for("detector")
+    assert (detector.runtime, detector.max_batch_size) == ("tensorflow", 4)
+    monkeypatch.setenv("APP_MODEL_SETTINGS__DETECTOR__MAX_BATCH_SIZE", "32")
+    assert Settings().options_for("detector").max_batch_size == 32
+    assert Settings().options_for("vae").max_batch_size == 32
 
 
 def test_per_model_options_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
