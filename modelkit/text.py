@@ -20,10 +20,14 @@ The steps, so that a caller in another language can reproduce the features from
    `idf = ln((1 + n_documents) / (1 + document_frequency)) + 1`, as scikit-learn does.
 6. L2-normalise each row; a text without any vocabulary word stays a row of zeros.
 
-The vocabulary is the `max_tokens` terms with the highest document frequency among those in at
-least `min_df` documents; ties are broken by the term's code points, so fitting is
-deterministic. Transform costs one regex pass and one dict look-up per token plus numpy work
-on the non-zeros, linear in the text length.
+The vocabulary is chosen among the terms found in at least `min_df` documents, by one of two
+criteria (`selection`): "document_frequency" keeps the `max_tokens` most frequent terms;
+"chi2" (supervised: `fit(texts, labels)`) keeps the `max_tokens` terms whose presence in a
+document depends most on its label, by the chi-squared statistic of the term-presence x label
+table, the score scikit-learn's `chi2` gives binary features. Ties are broken by document
+frequency, then by the term's code points, so fitting is deterministic. Serving needs neither
+criterion: only the stored vocabulary and idf. Transform costs one regex pass and one dict
+look-up per token plus numpy work on the non-zeros, linear in the text length.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ VECTORIZER_FILE = "vectorizer.json"
 FORMAT = "modelkit.text.TfidfVectorizer"
 FORMAT_VERSION = 1
 DEFAULT_MAX_TOKENS = 10_000
+SELECTIONS = ("document_frequency", "chi2")
 UNICODE_NORMALIZATION = "NFKC"
 TOKEN_PATTERN = r"\w{2,}"
 _TOKEN = re.compile(TOKEN_PATTERN)
@@ -62,13 +67,21 @@ class TfidfVectorizer:
     """Standardization, tokenization, a vocabulary and idf weights: texts -> float32 [N, V]."""
 
     def __init__(
-        self, *, max_tokens: int = DEFAULT_MAX_TOKENS, min_df: int = 1, sublinear_tf: bool = True
+        self,
+        *,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        min_df: int = 1,
+        sublinear_tf: bool = True,
+        selection: str = "document_frequency",
     ) -> None:
         if max_tokens < 1 or min_df < 1:
             raise ValueError("max_tokens and min_df must be positive")
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
         self.max_tokens = max_tokens
         self.min_df = min_df
         self.sublinear_tf = sublinear_tf
+        self.selection = selection
         self.vocabulary: list[str] = []
         self.document_frequency = np.zeros(0, dtype=np.int64)
         self.idf = np.zeros(0, dtype=np.float64)
@@ -84,15 +97,24 @@ class TfidfVectorizer:
         """V, the number of features (columns of `transform`)."""
         return len(self.vocabulary)
 
-    def fit(self, texts: Sequence[str]) -> TfidfVectorizer:
+    def fit(self, texts: Sequence[str], labels: Sequence[Any] | None = None) -> TfidfVectorizer:
+        """Choose the vocabulary and idf weights; `labels` (one per text) only for chi2."""
         texts = _checked_texts(texts)
-        document_frequency = Counter(chain.from_iterable(set(tokenize(t)) for t in texts))
-        ranked = sorted(
+        if (self.selection == "chi2") != (labels is not None):
+            raise ValueError("labels are needed for selection='chi2' and only for it")
+        documents = [set(tokenize(text)) for text in texts]
+        document_frequency = Counter(chain.from_iterable(documents))
+        candidates = sorted(
             (item for item in document_frequency.items() if item[1] >= self.min_df),
             key=lambda item: (-item[1], item[0]),
-        )[: self.max_tokens]
-        if not ranked:
+        )
+        if not candidates:
             raise ValueError(f"no token occurs in at least min_df={self.min_df} texts")
+        if labels is not None:
+            scores = chi2_scores(documents, labels, [term for term, _ in candidates])
+            # A stable sort keeps the document-frequency order among equal scores.
+            candidates = [candidates[i] for i in np.argsort(-scores, kind="stable")]
+        ranked = candidates[: self.max_tokens]
         frequencies = np.array([count for _, count in ranked], dtype=np.int64)
         self._set_state(
             vocabulary=[term for term, _ in ranked],
@@ -122,8 +144,10 @@ class TfidfVectorizer:
         features[rows, columns] = weights / norms[rows]
         return features
 
-    def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
-        return self.fit(texts).transform(texts)
+    def fit_transform(
+        self, texts: Sequence[str], labels: Sequence[Any] | None = None
+    ) -> np.ndarray:
+        return self.fit(texts, labels).transform(texts)
 
     def describe(self) -> dict[str, Any]:
         """The `preprocessing` block of a model's metadata."""
@@ -143,6 +167,7 @@ class TfidfVectorizer:
             ],
             "max_tokens": self.max_tokens,
             "min_df": self.min_df,
+            "selection": self.selection,
             "sublinear_tf": self.sublinear_tf,
             "vocabulary_size": self.size,
             "implementation": "modelkit.text.TfidfVectorizer (numpy only)",
@@ -157,6 +182,7 @@ class TfidfVectorizer:
             "token_pattern": TOKEN_PATTERN,
             "max_tokens": self.max_tokens,
             "min_df": self.min_df,
+            "selection": self.selection,
             "sublinear_tf": self.sublinear_tf,
             "norm": "l2",
             "n_documents": self.n_documents,
@@ -185,6 +211,8 @@ class TfidfVectorizer:
             max_tokens=state["max_tokens"],
             min_df=state["min_df"],
             sublinear_tf=state["sublinear_tf"],
+            # Informational (serving needs only the vocabulary); absent in older files.
+            selection=state.get("selection", "document_frequency"),
         )
         vectorizer._set_state(
             vocabulary=list(state["vocabulary"]),
@@ -222,6 +250,30 @@ class TfidfVectorizer:
         self.idf = idf
         self.n_documents = n_documents
         self._index = {term: index for index, term in enumerate(vocabulary)}
+
+
+def chi2_scores(
+    documents: Sequence[set[str]], labels: Sequence[Any], terms: Sequence[str]
+) -> np.ndarray:
+    """Chi-squared statistic of each term's presence against the labels, float64 [len(terms)].
+
+    For term t and class c, observed[c, t] is the number of class-c documents containing t and
+    expected[c, t] = P(c) * df(t); the score sums (observed - expected)^2 / expected over c.
+    """
+    labels = list(labels)
+    if len(labels) != len(documents):
+        raise ValueError(f"{len(labels)} labels for {len(documents)} texts")
+    classes = {label: i for i, label in enumerate(sorted(set(labels), key=repr))}
+    column = {term: i for i, term in enumerate(terms)}
+    observed = np.zeros((len(classes), len(terms)), dtype=np.float64)
+    for document, label in zip(documents, labels, strict=True):
+        ids = [column[term] for term in document if term in column]
+        observed[classes[label], ids] += 1.0
+    class_share = np.bincount([classes[label] for label in labels]) / len(labels)
+    expected = np.outer(class_share, observed.sum(axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cells = np.where(expected > 0, (observed - expected) ** 2 / expected, 0.0)
+    return cells.sum(axis=0)
 
 
 def load_vectorizer(source: Any) -> TfidfVectorizer:

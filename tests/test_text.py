@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelkit.text import VECTORIZER_FILE, TfidfVectorizer, load_vectorizer, tokenize
+from modelkit.text import (
+    VECTORIZER_FILE,
+    TfidfVectorizer,
+    chi2_scores,
+    load_vectorizer,
+    tokenize,
+)
 
 TEXTS = ["The cat sat.", "The dog sat, the DOG ran!", "A bird"]
 # Document frequencies: sat 2, the 2, then bird, cat, dog, ran 1 each ("a" is one character).
@@ -57,6 +63,67 @@ def test_vocabulary_ranked_by_document_frequency_then_term() -> None:
     assert TfidfVectorizer(min_df=2).fit(TEXTS).vocabulary == ["sat", "the"]
     with pytest.raises(ValueError, match="min_df"):
         TfidfVectorizer(min_df=4).fit(TEXTS)
+
+
+# Two topics; "the" is everywhere, "goal" only in sport, "shares" only in business.
+TOPIC_TEXTS = [
+    "the goal won the match",
+    "the late goal",
+    "the match report",
+    "the shares fell",
+    "the shares rose on profits",
+    "the bank report",
+]
+TOPICS = ["sport", "sport", "sport", "business", "business", "business"]
+
+
+def chi2_by_hand(present: dict[str, int], df: int) -> float:
+    """sum over classes of (observed - expected)^2 / expected, expected = P(class) * df."""
+    expected = {topic: TOPICS.count(topic) / len(TOPICS) * df for topic in set(TOPICS)}
+    return sum((present.get(t, 0) - e) ** 2 / e for t, e in expected.items())
+
+
+def test_chi2_scores_match_a_hand_computation() -> None:
+    documents = [set(tokenize(text)) for text in TOPIC_TEXTS]
+    terms = ["the", "goal", "shares", "match", "report", "profits"]
+    expected = [
+        chi2_by_hand({"sport": 3, "business": 3}, 6),  # 0: independent of the topic
+        chi2_by_hand({"sport": 2}, 2),  # 2.0
+        chi2_by_hand({"business": 2}, 2),
+        chi2_by_hand({"sport": 2}, 2),
+        chi2_by_hand({"sport": 1, "business": 1}, 2),  # 0
+        chi2_by_hand({"business": 1}, 1),  # 1.0
+    ]
+    np.testing.assert_allclose(chi2_scores(documents, TOPICS, terms), expected, rtol=1e-12)
+    assert expected[:3] == [0.0, 2.0, 2.0]
+
+
+def test_chi2_selection_keeps_the_words_that_tell_the_labels_apart() -> None:
+    by_frequency = TfidfVectorizer(max_tokens=3).fit(TOPIC_TEXTS)
+    assert by_frequency.vocabulary == ["the", "goal", "match"]
+    chosen = TfidfVectorizer(max_tokens=3, selection="chi2").fit(TOPIC_TEXTS, TOPICS)
+    # Score 2 for goal, match and shares (df 2 each: ties keep term order); "the" scores 0.
+    assert chosen.vocabulary == ["goal", "match", "shares"]
+    assert chosen.document_frequency.tolist() == [2, 2, 2]
+    np.testing.assert_allclose(chosen.idf, [idf(2, 6)] * 3, rtol=1e-12)
+    # Serving needs only the stored vocabulary and idf: a reload transforms the same.
+    reloaded = TfidfVectorizer.from_dict(chosen.to_dict())
+    assert reloaded.selection == "chi2"
+    np.testing.assert_array_equal(reloaded.transform(TOPIC_TEXTS), chosen.transform(TOPIC_TEXTS))
+    with pytest.raises(ValueError, match="labels"):
+        TfidfVectorizer(selection="chi2").fit(TOPIC_TEXTS)
+    with pytest.raises(ValueError, match="labels"):
+        TfidfVectorizer().fit(TOPIC_TEXTS, TOPICS)
+    with pytest.raises(ValueError, match="6 texts"):
+        TfidfVectorizer(selection="chi2").fit(TOPIC_TEXTS, TOPICS[:-1])
+    with pytest.raises(ValueError, match="selection"):
+        TfidfVectorizer(selection="mutual_information")
+
+
+def test_files_without_a_selection_field_load_as_document_frequency() -> None:
+    state = TfidfVectorizer().fit(TEXTS).to_dict()
+    del state["selection"]
+    assert TfidfVectorizer.from_dict(state).selection == "document_frequency"
 
 
 def test_idf_is_smoothed() -> None:

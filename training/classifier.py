@@ -56,6 +56,9 @@ BASELINE_NAME = "TfidfVectorizer(sublinear_tf=True) + LinearSVC"
 class TrainingConfig:
     max_tokens: int = 10_000
     min_df: int = 1
+    # "chi2" keeps the max_tokens words that best tell the categories apart (fitted on the
+    # training texts only); "document_frequency" the most frequent ones.
+    vocabulary_selection: str = "chi2"
     hidden_units: int = 64
     # Dropout on the tf-idf input drops whole words, a strong regularizer for small corpora.
     input_dropout: float = 0.0
@@ -162,8 +165,11 @@ def fit_classifier(
     every text for that best number of epochs.
     """
     keras.utils.set_random_seed(seed)
-    vectorizer = TfidfVectorizer(max_tokens=config.max_tokens, min_df=config.min_df)
-    features = vectorizer.fit_transform(texts)
+    vectorizer = TfidfVectorizer(
+        max_tokens=config.max_tokens, min_df=config.min_df, selection=config.vocabulary_selection
+    )
+    supervised = config.vocabulary_selection == "chi2"
+    features = vectorizer.fit_transform(texts, label_ids if supervised else None)
     # At least one validation text per category, so that small CSVs train too.
     validation_size = max(n_labels, math.ceil(config.validation_fraction * len(texts)))
     train_x, validation_x, train_y, validation_y = train_test_split(

@@ -152,7 +152,10 @@ def test_cli_train_cross_validates_and_publishes(
     main(["train", *argv, "--out", str(out)])
     assert list_versions(out, "classifier") == [1]
     assert not list((out / "classifier").glob(".tmp-*"))
-    metrics = json.loads((out / "classifier" / "1" / "metadata.json").read_text())["metrics"]
+    metadata = json.loads((out / "classifier" / "1" / "metadata.json").read_text())
+    assert metadata["preprocessing"]["selection"] == "chi2"
+    assert metadata["hyperparameters"]["vocabulary_selection"] == "chi2"
+    metrics = metadata["metrics"]
     cv = metrics["cross_validation"]
     assert len(cv["project"]["accuracy"]) == len(cv["baseline"]["accuracy"]) == 2
     assert 0.0 <= cv["project"]["mean_accuracy"] <= 1.0
@@ -168,10 +171,11 @@ def test_cli_train_cross_validates_and_publishes(
     assert list_versions(out, "classifier") == [1], "eval publishes nothing"
 
 
-def test_committed_model_runs_the_same_on_both_runtimes(models_dir: Path) -> None:
-    assert list_versions(models_dir, "classifier") == [1]
-    onnx_model = load_model(models_dir, "classifier", 1, runtime="onnxruntime")
-    tf_model = load_model(models_dir, "classifier", 1, runtime="tensorflow")
+@pytest.mark.parametrize("version", [1, 2])
+def test_committed_model_runs_the_same_on_both_runtimes(models_dir: Path, version: int) -> None:
+    assert list_versions(models_dir, "classifier") == [1, 2]
+    onnx_model = load_model(models_dir, "classifier", version, runtime="onnxruntime")
+    tf_model = load_model(models_dir, "classifier", version, runtime="tensorflow")
     vectorizer = load_vectorizer(onnx_model)
     metadata = onnx_model.metadata
     texts = [
@@ -191,11 +195,11 @@ def test_committed_model_runs_the_same_on_both_runtimes(models_dir: Path) -> Non
     assert cv["project"]["mean_accuracy"] == pytest.approx(np.mean(cv["project"]["accuracy"]))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="models/classifier/1 has mean CV accuracy 0.9793, LinearSVC 0.9798: one article short",
-)
-def test_committed_model_meets_the_issue_bar(models_dir: Path) -> None:
-    metadata = load_model(models_dir, "classifier", 1).metadata
+def test_latest_committed_model_meets_the_issue_bar(models_dir: Path) -> None:
+    """Version 2 (chi2 vocabulary) ties LinearSVC at 43 errors; by mean fold accuracy it meets
+    the bar (version 1, document-frequency vocabulary, missed it by one article)."""
+    metadata = load_model(models_dir, "classifier").metadata
+    assert metadata["version"] == 2
+    assert metadata["preprocessing"]["selection"] == "chi2"
     cv = metadata["metrics"]["cross_validation"]
     assert cv["project"]["mean_accuracy"] >= cv["baseline"]["mean_accuracy"]
