@@ -6,6 +6,13 @@
         version.metadata.update(task="image-generation", metrics=...)
     print(version.path)          # models/vae/<n>, published
 
+A version trained into another repository (a scratch `--out`, a colleague's machine) moves
+into this one as its next version with
+
+    python -m training.export promote /tmp/scratch/vae/1 [--out models/]
+
+which checks every artifact's sha256 first and publishes through the same atomic rename.
+
 Everything is written into a hidden temporary directory beside the versions and renamed to the
 next free integer only when complete, so a server polling the repository never sees half a
 version. Every exported signature is run in both Keras and ONNX Runtime on the sample inputs;
@@ -14,6 +21,7 @@ a difference above `PARITY_TOLERANCE` aborts the export.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -26,7 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from modelkit.repository import METADATA_FILE, list_versions, sha256_file
+from modelkit.repository import (
+    METADATA_FILE,
+    list_versions,
+    read_metadata,
+    sha256_file,
+    verify_artifacts,
+)
 
 PARITY_TOLERANCE = 1e-5
 PARITY_SAMPLES = 32
@@ -188,6 +202,36 @@ class VersionWriter:
             self.discard()
 
 
+def promote(source: str | Path, models_dir: str | Path) -> Path:
+    """Publish the version directory `source` as the next version of its model in `models_dir`.
+
+    The artifacts are checked against the source's metadata before anything is copied (a
+    changed file raises ArtifactIntegrityError); the metadata is kept, with the new version
+    number and `promoted_from` naming the source.
+    """
+    source = Path(source).resolve()
+    metadata = read_metadata(source.parent.parent, source.parent.name, int(source.name))
+    verify_artifacts(source, metadata)
+    with VersionWriter(models_dir, metadata["name"]) as version:
+        for artifact in metadata["artifacts"]:
+            shutil.copy2(source / artifact, version.staging / artifact)
+        version.metadata = {
+            **metadata,
+            "promoted_from": {"path": str(source), "version": metadata["version"]},
+        }
+    return version.path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    promote_parser = commands.add_parser("promote", help="copy a version in as the next version")
+    promote_parser.add_argument("source", type=Path, help="a version directory, .../<name>/<n>")
+    promote_parser.add_argument("--out", type=Path, default=Path("models"))
+    args = parser.parse_args(argv)
+    print(f"published {promote(args.source, args.out)}")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -196,3 +240,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+if __name__ == "__main__":
+    main()
