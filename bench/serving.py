@@ -256,17 +256,18 @@ def _classifier_inputs(model: Any, batch: int) -> np.ndarray:
     return load_vectorizer(model).transform([NEWS_TEXT] * batch)
 
 
-def _detector_image() -> bytes:
-    """A 320 x 240 PNG with the words the detector looks for, "chat" and "rat"."""
+def detector_image(width: int = 320, height: int = 240) -> bytes:
+    """A PNG with the words the detector looks for, "chat" and "rat" (laid out as at 320 x 240,
+    scaled to the size)."""
     import io
 
     from PIL import Image, ImageDraw, ImageFont
 
-    image = Image.new("RGB", (320, 240), (250, 250, 245))
+    image = Image.new("RGB", (width, height), (250, 250, 245))
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=32)
-    draw.text((24, 30), "chat", fill=(15, 15, 15), font=font)
-    draw.text((170, 150), "rat", fill=(15, 15, 15), font=font)
+    font = ImageFont.load_default(size=max(8, round(32 * min(width / 320, height / 240))))
+    for word, x, y in (("chat", 24, 30), ("rat", 170, 150)):
+        draw.text((x * width // 320, y * height // 240), word, fill=(15, 15, 15), font=font)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -279,13 +280,13 @@ def _detector_inputs(model: Any, batch: int) -> np.ndarray:
 
     from modelkit.detection import to_model_input
 
-    image = Image.open(io.BytesIO(_detector_image())).convert("RGB")
+    image = Image.open(io.BytesIO(detector_image())).convert("RGB")
     size = int(model.metadata["detection"]["input_size"])
     return to_model_input([image] * batch, size)[0]
 
 
 def endpoints() -> dict[str, Endpoint]:
-    detect_body = json.dumps({"image": base64.b64encode(_detector_image()).decode()}).encode()
+    detect_body = json.dumps({"image": base64.b64encode(detector_image()).decode()}).encode()
     return {
         "vae": Endpoint(
             "GET /vae/sample", "vae", raw_request("GET", "/vae/sample?n=1&seed=1"), _vae_inputs
