@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast test-e2e lint format run clean
+.PHONY: install test test-fast test-e2e test-reliability lint format run bench clean
 
 $(STAMP): pyproject.toml scripts/install
 	scripts/install --system --venv $(VENV)
@@ -11,14 +11,18 @@ $(STAMP): pyproject.toml scripts/install
 
 install: $(STAMP)
 
-test: $(STAMP)  ## unit and end-to-end tests
-	$(PYTHON) -m pytest
+test: $(STAMP)  ## unit and end-to-end tests (not the hardening suite)
+	$(PYTHON) -m pytest -m "not reliability"
 
 test-fast: $(STAMP)  ## skip the slow tests (smoke training, TensorFlow runtime)
-	$(PYTHON) -m pytest -m "not slow"
+	$(PYTHON) -m pytest -m "not slow and not reliability"
 
 test-e2e: $(STAMP)  ## only the end-to-end tests of the whole stack (nginx, supervisord, app, auth)
 	$(PYTHON) -m pytest tests/e2e
+
+# RELIABILITY_SOAK_SECONDS: length of the soak (default 600; .ci/run sets 60).
+test-reliability: $(STAMP)  ## fuzzing, hostile inputs, faults and soak (docs/reliability.md)
+	$(PYTHON) -m pytest tests/reliability -m reliability
 
 lint: $(STAMP)
 	$(PYTHON) -m ruff check .
@@ -30,6 +34,10 @@ format: $(STAMP)
 
 run: $(STAMP)  ## serve the stack on http://localhost:8080 (installs nginx when missing)
 	scripts/run --venv $(VENV)
+
+bench: $(STAMP)  ## the whole-stack benchmark (10-15 min); rewrites its section of docs/benchmarks.md
+	command -v wrk >/dev/null 2>&1 || scripts/install --bench --venv $(VENV)
+	$(PYTHON) bench/stack.py --markdown
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -112,11 +112,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", describe_validation_errors(list(exc.errors())))
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body it cannot parse at all (JSON that is not UTF-8, a broken
+        # multipart stream): invalid JSON is 422 invalid_request like every other bad body.
+        return error_response(
+            422, "invalid_request", "The request body cannot be parsed; send UTF-8 JSON."
+        )
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404:

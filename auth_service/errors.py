@@ -49,3 +49,13 @@ def throttled(retry_after_seconds: float) -> OAuthError:
 def not_permitted(description: str) -> OAuthError:
     """The client authenticated but may not do this (introspect, revoke another's token)."""
     return OAuthError("unauthorized_client", description, 403)
+
+
+def storage_unavailable() -> OAuthError:
+    """The database refused a write (read-only file, full disk): 503, the client may retry."""
+    return OAuthError(
+        "temporarily_unavailable",
+        "the token database cannot be written; retry later",
+        503,
+        {"Retry-After": "1"},
+    )

@@ -107,7 +107,8 @@ def create_app(settings: AuthSettings | None = None, clock: Clock = system_clock
         lifespan=_lifespan(context),
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        # Served on the service's own socket only: the gateway routes /openapi.json to the app.
+        openapi_url="/openapi.json",
     )
     app.state.context = context
     app.include_router(oauth.router)

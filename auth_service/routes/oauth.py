@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,8 +12,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from auth_service import openapi
 from auth_service.context import AppContext, app_context
-from auth_service.errors import OAuthError, invalid_request
+from auth_service.errors import OAuthError, invalid_request, storage_unavailable
 from auth_service.oauth_input import (
     MAX_BODY_BYTES,
     ClientCredentials,
@@ -22,6 +25,7 @@ from auth_service.oauth_input import (
 )
 
 router = APIRouter()
+logger = logging.getLogger("auth_service")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -41,6 +45,17 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
+async def run_with_storage(
+    action: Action, context: AppContext, credentials: ClientCredentials | None, form: dict[str, str]
+) -> dict[str, Any] | None:
+    """The action in a worker thread; a database that refuses writes is a 503, not a 500."""
+    try:
+        return await run_in_threadpool(action, context, credentials, form)
+    except sqlite3.OperationalError as error:
+        logger.error("the database refused the request: %s", error)
+        raise storage_unavailable() from None
+
+
 def _single_authorization(request: Request) -> str | None:
     values = request.headers.getlist("authorization")
     if len(values) > 1:
@@ -58,7 +73,7 @@ async def _handle(request: Request, endpoint: str, action: Action) -> Response:
         credentials = client_credentials(
             _single_authorization(request), form, context.settings.realm
         )
-        body = await run_in_threadpool(action, context, credentials, form)
+        body = await run_with_storage(action, context, credentials, form)
     except OAuthError as error:
         context.metrics.oauth_errors.labels(endpoint, error.error, str(error.status)).inc()
         return JSONResponse(
@@ -91,16 +106,16 @@ def _revoke(
     context.service.revoke(credentials, form)
 
 
-@router.post("/oauth2/token")
+@router.post("/oauth2/token", **openapi.TOKEN)
 async def token(request: Request) -> Response:
     return await _handle(request, "token", _issue)
 
 
-@router.post("/oauth2/introspect")
+@router.post("/oauth2/introspect", **openapi.INTROSPECT)
 async def introspect(request: Request) -> Response:
     return await _handle(request, "introspect", _introspect)
 
 
-@router.post("/oauth2/revoke")
+@router.post("/oauth2/revoke", **openapi.REVOKE)
 async def revoke(request: Request) -> Response:
     return await _handle(request, "revoke", _revoke)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from auth_service import admin
-from auth_service.db import Database
+from auth_service.db import CACHE_KIB_PER_CONNECTION, Database
 from auth_service.errors import OAuthError
 from auth_service.log_config import RedactQueryString
 from auth_service.main import create_app
@@ -152,6 +153,23 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     admin.create_client(store, ManualClock(), "svc", ("detect",), False)
     reopened = Store(Database(path).open())
     assert [client.client_id for client in reopened.list_clients()] == ["svc"]
+
+
+def test_every_threads_connection_has_a_bounded_page_cache(tmp_path: Path) -> None:
+    database = Database(tmp_path / "auth.sqlite3").open()
+    sizes: list[int] = []
+    worker = threading.Thread(
+        target=lambda: sizes.append(
+            database.connection().execute("PRAGMA cache_size").fetchone()[0]
+        )
+    )
+    worker.start()
+    worker.join()
+    sizes.append(database.connection().execute("PRAGMA cache_size").fetchone()[0])
+    # Negative: KiB, not pages. 40 worker threads then hold at most 10 MiB of page cache.
+    assert sizes == [-CACHE_KIB_PER_CONNECTION] * 2
+    assert CACHE_KIB_PER_CONNECTION <= 512
+    database.close()
 
 
 # Logging

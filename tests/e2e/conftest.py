@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def _require_nginx() -> None:
         pytest.skip(reason)
 
 
-def running_stack(base: Path, **options: int) -> Iterator[Stack]:
+def running_stack(base: Path, **options: Any) -> Iterator[Stack]:
     """Starts a stack with the clients "full" (every scope) and "narrow" (detect only); on
     teardown stops it with SIGTERM and checks that it exited cleanly and left nothing behind."""
     _require_nginx()

@@ -42,9 +42,10 @@ def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
     return predicate()
 
 
-def create_client(database: Path, client_id: str, scopes: str) -> str:
-    """Registers a client with the auth CLI; returns its secret."""
-    command = ["clients", "create", "--id", client_id, "--scopes", scopes]
+def create_client(database: Path, client_id: str, scopes: str, *options: str) -> str:
+    """Registers a client with the auth CLI (``options``: e.g. "--introspect"); returns its
+    secret."""
+    command = ["clients", "create", "--id", client_id, "--scopes", scopes, *options]
     result = subprocess.run(
         [sys.executable, "-m", "auth_service", "--database", str(database), *command],
         cwd=PROJECT_ROOT,
@@ -67,6 +68,7 @@ class Stack:
     cache_seconds: int = 2
     token_ttl_seconds: int = 3600
     port: int = field(default_factory=free_port)
+    extra_env: dict[str, str] = field(default_factory=dict)  # GATEWAY_/APP_/AUTH_ overrides
     process: subprocess.Popen[bytes] | None = None
     secrets: dict[str, str] = field(default_factory=dict)
 
@@ -106,14 +108,18 @@ class Stack:
             AUTH_TOKEN_TTL_SECONDS=str(self.token_ttl_seconds),
             APP_POLL_INTERVAL_S="0",
         )
+        env.update(self.extra_env)
         return env
 
-    def add_client(self, client_id: str, scopes: str) -> None:
-        self.secrets[client_id] = create_client(self.database, client_id, scopes)
+    def add_client(self, client_id: str, scopes: str, *options: str) -> None:
+        self.secrets[client_id] = create_client(self.database, client_id, scopes, *options)
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = 90, interval: float = 0.25) -> float:
+        """Starts supervisord and waits for /readyz; returns the seconds from spawn to its 200
+        (to within ``interval``)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
+            started = time.perf_counter()
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "supervisord"), "-c", str(SUPERVISORD_CONF), "-n"],
                 cwd=PROJECT_ROOT,
@@ -122,9 +128,10 @@ class Stack:
                 stderr=err,
                 start_new_session=True,  # its own process group: teardown can check it is empty
             )
-        if not wait_until(self.is_ready, timeout, interval=0.25):
+        if not wait_until(self.is_ready, timeout, interval=interval):
             self.stop()
             raise AssertionError(f"the gateway did not become ready:\n{self.output()[-4000:]}")
+        return time.perf_counter() - started
 
     def is_ready(self) -> bool:
         try:

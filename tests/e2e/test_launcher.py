@@ -72,3 +72,34 @@ def test_unknown_program_is_refused(tmp_path: Path) -> None:
     result = _launch(tmp_path, "redis")
     assert result.returncode == 2
     assert "usage" in result.stderr
+
+
+def test_authentication_is_on_by_default(tmp_path: Path) -> None:
+    assert _launch(tmp_path, "nginx").returncode == 0
+    runtime = tmp_path / "nginx" / "runtime"
+    assert (runtime / "auth-request.conf").read_text() == "auth_request /_auth;\n"
+
+
+def test_bench_no_auth_mode_only_on_loopback_and_loudly(tmp_path: Path) -> None:
+    result = _launch(tmp_path, "nginx", GATEWAY_BENCH_NO_AUTH="1", GATEWAY_LISTEN="127.0.0.1:18999")
+    assert result.returncode == 0, result.stderr
+    assert "authentication is OFF" in result.stderr
+    runtime = tmp_path / "nginx" / "runtime"
+    assert (runtime / "auth-request.conf").read_text() == "auth_request off;\n"
+
+
+@pytest.mark.parametrize(
+    ("listen", "value"),
+    [
+        ("8080", "1"),  # all interfaces (the container's setting)
+        ("0.0.0.0:8080", "1"),
+        ("192.168.1.5:8080", "1"),
+        ("[::1]:8080", "1"),
+        ("127.0.0.1:8080", "yes"),
+    ],
+)
+def test_bench_no_auth_mode_is_refused_elsewhere(tmp_path: Path, listen: str, value: str) -> None:
+    result = _launch(tmp_path, "nginx", GATEWAY_BENCH_NO_AUTH=value, GATEWAY_LISTEN=listen)
+    assert result.returncode == 2
+    assert "GATEWAY_BENCH_NO_AUTH" in result.stderr
+    assert not (tmp_path / "nginx" / "runtime" / "auth-request.conf").exists()

@@ -1,0 +1,138 @@
+"""Schemathesis against the OpenAPI of the app and of the auth service, through the gateway.
+
+Every generated case goes to nginx with credentials (a bearer token with every scope for the
+app, the client's HTTP Basic credentials for the OAuth endpoints). Checks: no 5xx, the status
+is declared, and the body, content type and headers match the declared response; negative
+cases (schema-invalid data) must be refused with a 4xx.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.config._checks import (
+    NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES,
+    NegativeDataRejectionConfig,
+)
+from schemathesis.schemas import APIOperation
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.e2e.stack import Stack
+
+MAX_EXAMPLES = 100  # per operation and generation mode
+MIN_TOTAL_CASES = 1000
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+    negative_data_rejection,
+]
+# What the gateway serves of each schema (the app's /metrics and the check are not routed).
+APP_PATHS = r"^/(detect|classify|vae/.*|v1/models.*|healthz|readyz)$"
+AUTH_PATHS = r"^/oauth2/(token|introspect|revoke)$"
+
+CASES: Counter[str] = Counter()
+
+
+def _configured(schema: schemathesis.BaseSchema, base_url: str) -> schemathesis.BaseSchema:
+    schema.config.update(base_url=base_url)
+    # A body over a size limit (the auth service's 8 KiB) is refused with 413: a rejection too.
+    rejections = [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "413"]
+    schema.config.checks.negative_data_rejection = NegativeDataRejectionConfig(
+        expected_statuses=rejections
+    )
+    return schema
+
+
+@pytest.fixture(scope="module")
+def app_schema(stack: Stack) -> schemathesis.BaseSchema:
+    schema = schemathesis.openapi.from_url(f"{stack.url}/openapi.json")
+    return _configured(schema, stack.url).include(path_regex=APP_PATHS)
+
+
+@pytest.fixture(scope="module")
+def auth_schema(stack: Stack) -> schemathesis.BaseSchema:
+    # The auth service serves its schema on its own socket; the gateway routes /openapi.json
+    # to the app.
+    transport = httpx.HTTPTransport(uds=str(stack.run_dir / "auth.sock"))
+    with httpx.Client(transport=transport, base_url="http://auth") as client:
+        document = client.get("/openapi.json").raise_for_status().json()
+    schema = schemathesis.openapi.from_dict(document)
+    return _configured(schema, stack.url).include(path_regex=AUTH_PATHS)
+
+
+@pytest.fixture(scope="module")
+def basic(stack: Stack) -> dict[str, str]:
+    pair = base64.b64encode(f"full:{stack.secrets['full']}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
+
+
+FUZZ_SETTINGS = settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,  # the same cases on every run
+    database=None,
+    phases=[Phase.explicit, Phase.generate],  # no shrinking: bounded time, the case is printed
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def _run(operation: APIOperation, mode: GenerationMode, headers: dict[str, str]) -> None:
+    label = f"{operation.label} ({mode.value})"
+
+    @FUZZ_SETTINGS
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        CASES[label] += 1
+        case.call_and_validate(headers=headers, checks=CHECKS, timeout=30)
+
+    run()
+
+
+def _fuzz(schema: schemathesis.BaseSchema, headers: dict[str, str]) -> list[str]:
+    """Runs every operation in both generation modes; returns one report per failing run
+    (Hypothesis stops a run at its first failure)."""
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            try:
+                _run(operation, mode, headers)
+            except Unsatisfiable:
+                pass  # nothing to negate: no parameters, or a path string that takes any value
+            except Exception as failure:
+                failures.append(f"{operation.label} ({mode.value}): {failure}")
+    return failures
+
+
+def test_app_operations(app_schema: schemathesis.BaseSchema, bearer: dict[str, str]) -> None:
+    failures = _fuzz(app_schema, bearer)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_auth_operations(auth_schema: schemathesis.BaseSchema, basic: dict[str, str]) -> None:
+    failures = _fuzz(auth_schema, basic)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_enough_cases_were_generated() -> None:
+    """Runs after the two fuzzers (file order): the issue asks for at least 1,000 cases."""
+    total = sum(CASES.values())
+    print(f"fuzzed cases per operation: {dict(CASES)}; total {total}")
+    assert total >= MIN_TOTAL_CASES, dict(CASES)
