@@ -52,6 +52,10 @@ VALIDATION_SIZE = 5_000
 ELBO_SAMPLES = 10
 # The latent-walk range covers the central 99 % of the encoded test set (see walk_range).
 WALK_QUANTILE = 0.005
+ENCODER_UNITS = 512
+# A 2-D latent must be unfolded into every digit shape: a deeper dense stack before the
+# transposed convolutions gives the decoder a more non-linear map of z.
+DECODER_DENSE_UNITS = (512, 512)
 
 Encode = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 Decode = Callable[[np.ndarray], np.ndarray]
@@ -85,7 +89,7 @@ def build_encoder() -> keras.Model:
     x = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu")(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dense(ENCODER_UNITS, activation="relu")(x)
     z_mean = layers.Dense(LATENT_SIZE, name="z_mean")(x)
     z_log_var = layers.Dense(LATENT_SIZE, name="z_log_var")(x)
     return keras.Model(images, [z_mean, z_log_var], name="encoder")
@@ -93,7 +97,9 @@ def build_encoder() -> keras.Model:
 
 def build_decoder() -> keras.Model:
     latent = keras.Input(shape=(LATENT_SIZE,), name="latent")
-    x = layers.Dense(256, activation="relu")(latent)
+    x = latent
+    for units in DECODER_DENSE_UNITS:
+        x = layers.Dense(units, activation="relu")(x)
     x = layers.Dense(7 * 7 * 64, activation="relu")(x)
     x = layers.Reshape((7, 7, 64))(x)
     x = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu")(x)
@@ -349,8 +355,9 @@ def train(
                 "seed": seed,
                 "optimizer": "adam",
                 "validation_size": len(validation_images),
-                "architecture": "encoder conv32/s2-conv64/s2-dense256; decoder dense256-"
-                "dense3136-convT64/s2-convT32/s2-conv1 sigmoid",
+                "architecture": f"encoder conv32/s2-conv64/s2-dense{ENCODER_UNITS}; decoder "
+                + "".join(f"dense{units}-" for units in DECODER_DENSE_UNITS)
+                + "dense3136-convT64/s2-convT32/s2-conv1 sigmoid",
             },
             metrics={
                 "test": test_metrics,
