@@ -8,12 +8,11 @@ import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
 from tests.app.images import encoded, picture
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, tree_rss_kib
 
 PROGRAMS = ("nginx", "app", "auth")
 _PNG = encoded(picture(64, 48), "PNG")
@@ -108,29 +107,6 @@ async def run_load(stack: Stack, token: str, seconds: float, concurrency: int = 
             *(_worker(client, stack, token, deadline, tally, n) for n in range(concurrency))
         )
     return tally
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_rss_kib(pid: int) -> int:
-    """RSS of a process and all its descendants (nginx's master and its workers)."""
-    return _rss_kib(pid) + sum(tree_rss_kib(child) for child in _children(pid))
 
 
 def program_rss_kib(stack: Stack) -> dict[str, int]:
