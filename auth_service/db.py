@@ -1,7 +1,8 @@
-"""The SQLite file: one connection per thread, WAL, and schema migrations on open."""
+"""The SQLite file: a bounded pool of connections, WAL, and schema migrations on open."""
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 BUSY_TIMEOUT_MS = 5000
 CACHE_KIB_PER_CONNECTION = 256
+DEFAULT_POOL_SIZE = 4
 
 # Each entry moves the schema from version i to i + 1 (PRAGMA user_version). Append, never edit.
 MIGRATIONS: tuple[str, ...] = (
@@ -36,20 +38,37 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class Database:
-    """Hands each thread its own connection to one SQLite file."""
+class PoolExhaustedError(sqlite3.OperationalError):
+    """Every connection stayed in use for the whole busy timeout."""
 
-    def __init__(self, path: Path) -> None:
+
+class Database:
+    """A bounded pool of connections to one SQLite file.
+
+    Worker threads come and go (anyio retires idle ones after 10 s), so connections belong to
+    the pool, not to a thread: their number, file descriptors and page caches stay bounded
+    however many threads the service has used. Writers take turns on a lock before they borrow
+    a connection (SQLite has one writer at a time anyway), so at most one connection waits for
+    the file's write lock and the others stay free for reads, which in WAL mode never wait:
+    the token check borrows one on the event loop.
+    """
+
+    def __init__(self, path: Path, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
         self.path = path
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self.pool_size = pool_size
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()  # warmest first
+        self._opened = 0
         self._lock = threading.Lock()
+        self._write_turn = threading.Lock()
 
     def open(self) -> Database:
         """Create the file if needed and bring its schema up to date."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = self.connection()
-        connection.execute("PRAGMA journal_mode = WAL")
+        with self.connection() as connection:
+            connection.execute("PRAGMA journal_mode = WAL")
         with self.write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
@@ -58,54 +77,93 @@ class Database:
                 conn.execute(f"PRAGMA user_version = {number}")
         return self
 
-    def connection(self) -> sqlite3.Connection:
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._connect()
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
+    @property
+    def open_connections(self) -> int:
+        return self._opened
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """Lend a connection to the calling thread; it goes back to the pool afterwards."""
+        if not self._slots.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise PoolExhaustedError(f"all {self.pool_size} database connections are in use")
+        try:
+            try:
+                connection = self._idle.get_nowait()
+            except queue.Empty:
+                connection = self._connect()
+            try:
+                yield connection
+            finally:
+                self._give_back(connection)
+        finally:
+            self._slots.release()
+
+    def _give_back(self, connection: sqlite3.Connection) -> None:
+        try:
+            if connection.in_transaction:  # e.g. after a COMMIT that failed
+                connection.rollback()
+        except sqlite3.Error:
+            self._discard(connection)  # one that cannot even roll back is not lent again
+        else:
+            self._idle.put(connection)
+
+    def _discard(self, connection: sqlite3.Connection) -> None:
+        connection.close()
+        with self._lock:
+            self._opened -= 1
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: no implicit transactions; writes use write() below.
-        # check_same_thread=False only so close() can close every thread's connection at shutdown.
+        # check_same_thread=False: a pooled connection serves one thread at a time, any thread.
         connection = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
-        connection.row_factory = sqlite3.Row
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA foreign_keys = ON")
-        # FULL: a revocation that was answered 200 must survive a power cut too.
-        connection.execute("PRAGMA synchronous = FULL")
-        # Every worker thread has its own connection and page cache; SQLite's default of 2 MiB
-        # each grows with the tokens table to 80 MiB over 40 threads. Look-ups are by primary
-        # key and the OS caches the file, so a small cache bounds memory at little cost.
-        connection.execute(f"PRAGMA cache_size = -{CACHE_KIB_PER_CONNECTION}")
+        try:
+            connection.row_factory = sqlite3.Row
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            connection.execute("PRAGMA foreign_keys = ON")
+            # FULL: a revocation that was answered 200 must survive a power cut too.
+            connection.execute("PRAGMA synchronous = FULL")
+            # Look-ups are by primary key and the OS caches the file: a small page cache per
+            # connection bounds memory at little cost (SQLite's default is 2 MiB).
+            connection.execute(f"PRAGMA cache_size = -{CACHE_KIB_PER_CONNECTION}")
+        except BaseException:
+            connection.close()
+            raise
+        with self._lock:
+            self._opened += 1
         return connection
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the lock at its start, so it never fails half-way."""
-        connection = self.connection()
-        connection.execute("BEGIN IMMEDIATE")
+        if not self._write_turn.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked")
         try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+            with self.connection() as connection:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    yield connection
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
+        finally:
+            self._write_turn.release()
 
     def is_reachable(self) -> bool:
         try:
-            self.connection().execute("SELECT 1 FROM clients LIMIT 1").fetchall()
+            with self.connection() as connection:
+                connection.execute("SELECT 1 FROM clients LIMIT 1").fetchall()
         except sqlite3.Error:
             return False
         return True
 
     def close(self) -> None:
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
-        self._local = threading.local()
+        """Close the idle connections (at shutdown, when no request is using one)."""
+        while True:
+            try:
+                connection = self._idle.get_nowait()
+            except queue.Empty:
+                return
+            self._discard(connection)

@@ -33,7 +33,7 @@ logger = logging.getLogger("auth_service")
 
 
 def build_context(settings: AuthSettings, clock: Clock = system_clock) -> AppContext:
-    database = Database(settings.database_path)
+    database = Database(settings.database_path, settings.database_connections)
     store = Store(database)
     limiter = FailureLimiter(
         settings.max_auth_failures, settings.auth_failure_window_seconds, clock

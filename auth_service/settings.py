@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth_service.db import DEFAULT_POOL_SIZE
 from auth_service.syntax import is_valid_client_id, parse_scope_list
 
 GATEWAY_SCOPES: tuple[str, ...] = ("detect", "vae", "classify", "models:read")
@@ -20,6 +21,7 @@ class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", hide_input_in_errors=True)
 
     database_path: Path = Path("var/auth.sqlite3")
+    database_connections: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=64)
     host: str = "127.0.0.1"
     port: int = Field(default=8081, ge=1, le=65535)
     unix_socket: Path | None = None

@@ -78,15 +78,13 @@ class Store:
         return cursor.rowcount == 1
 
     def get_client(self, client_id: str) -> Client | None:
-        row = (
-            self._db.connection()
-            .execute("SELECT * FROM clients WHERE client_id = ?", (client_id,))
-            .fetchone()
-        )
+        with self._db.connection() as conn:
+            row = conn.execute("SELECT * FROM clients WHERE client_id = ?", (client_id,)).fetchone()
         return None if row is None else _client_from_row(row)
 
     def list_clients(self) -> list[Client]:
-        rows = self._db.connection().execute("SELECT * FROM clients ORDER BY client_id").fetchall()
+        with self._db.connection() as conn:
+            rows = conn.execute("SELECT * FROM clients ORDER BY client_id").fetchall()
         return [_client_from_row(row) for row in rows]
 
     def disable_client(self, client_id: str, now: int) -> bool:
@@ -128,16 +126,13 @@ class Store:
         return cursor.rowcount == 1
 
     def find_token(self, digest: bytes) -> TokenRecord | None:
-        row = (
-            self._db.connection()
-            .execute(
+        with self._db.connection() as conn:
+            row = conn.execute(
                 "SELECT t.client_id, t.scopes, t.issued_at, t.expires_at, t.revoked_at,"
                 " c.disabled FROM tokens AS t JOIN clients AS c USING (client_id)"
                 " WHERE t.token_hash = ?",
                 (digest,),
-            )
-            .fetchone()
-        )
+            ).fetchone()
         if row is None:
             return None
         return TokenRecord(

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from auth_service import admin
-from auth_service.db import CACHE_KIB_PER_CONNECTION, Database
+from auth_service import admin, db
+from auth_service.db import CACHE_KIB_PER_CONNECTION, Database, PoolExhaustedError
 from auth_service.errors import OAuthError
 from auth_service.log_config import RedactQueryString
 from auth_service.main import create_app
@@ -155,20 +157,110 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     assert [client.client_id for client in reopened.list_clients()] == ["svc"]
 
 
-def test_every_threads_connection_has_a_bounded_page_cache(tmp_path: Path) -> None:
+def test_connections_outlive_threads_in_a_bounded_pool(tmp_path: Path) -> None:
+    database = Database(tmp_path / "auth.sqlite3", pool_size=2).open()
+    store = Store(database)
+    for _ in range(20):  # worker threads that come and go, as anyio's do
+        worker = threading.Thread(target=store.get_client, args=("svc",))
+        worker.start()
+        worker.join()
+    assert database.open_connections == 1
+
+    in_use, most_in_use, lock = 0, 0, threading.Lock()
+
+    def hold_a_connection() -> None:
+        nonlocal in_use, most_in_use
+        with database.connection():
+            with lock:
+                in_use += 1
+                most_in_use = max(most_in_use, in_use)
+            time.sleep(0.02)
+            with lock:
+                in_use -= 1
+
+    workers = [threading.Thread(target=hold_a_connection) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert most_in_use == 2
+    assert database.open_connections == 2
+    database.close()
+    assert database.open_connections == 0
+
+
+def test_a_lent_connection_has_a_bounded_page_cache(tmp_path: Path) -> None:
     database = Database(tmp_path / "auth.sqlite3").open()
-    sizes: list[int] = []
-    worker = threading.Thread(
-        target=lambda: sizes.append(
-            database.connection().execute("PRAGMA cache_size").fetchone()[0]
-        )
-    )
-    worker.start()
-    worker.join()
-    sizes.append(database.connection().execute("PRAGMA cache_size").fetchone()[0])
-    # Negative: KiB, not pages. 40 worker threads then hold at most 10 MiB of page cache.
-    assert sizes == [-CACHE_KIB_PER_CONNECTION] * 2
+    with database.connection() as connection:
+        # Negative: KiB, not pages; the pool then holds at most pool_size * 256 KiB.
+        assert connection.execute("PRAGMA cache_size").fetchone()[0] == -CACHE_KIB_PER_CONNECTION
     assert CACHE_KIB_PER_CONNECTION <= 512
+    database.close()
+
+
+def test_a_connection_comes_back_without_an_open_transaction(tmp_path: Path) -> None:
+    database = Database(tmp_path / "auth.sqlite3", pool_size=1).open()
+    with database.connection() as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("DELETE FROM clients")
+    with database.connection() as again:
+        assert again is connection
+        assert not again.in_transaction
+    database.close()
+
+
+def test_waiting_writers_leave_connections_for_readers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 1000)
+    database = Database(tmp_path / "auth.sqlite3", pool_size=2).open()
+    writing, finish = threading.Event(), threading.Event()
+
+    def long_write() -> None:
+        with database.write():
+            writing.set()
+            finish.wait(5)
+
+    def short_write() -> None:
+        with database.write() as connection:
+            connection.execute("DELETE FROM tokens")
+
+    writers = [threading.Thread(target=long_write)] + [
+        threading.Thread(target=short_write) for _ in range(3)
+    ]
+    writers[0].start()
+    assert writing.wait(5)
+    for writer in writers[1:]:
+        writer.start()
+    time.sleep(0.1)
+    assert database.open_connections == 1  # the short writers wait for their turn, not holding one
+    with database.connection() as connection:
+        assert connection.execute("SELECT count(*) FROM clients").fetchone()[0] == 0
+    finish.set()
+    for writer in writers:
+        writer.join()
+    database.close()
+
+
+def test_an_exhausted_pool_refuses_after_the_busy_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 50)
+    database = Database(tmp_path / "auth.sqlite3", pool_size=1).open()
+    with database.connection():
+        refused: list[BaseException] = []
+
+        def borrow() -> None:
+            try:
+                with database.connection():
+                    pass
+            except sqlite3.OperationalError as error:
+                refused.append(error)
+
+        worker = threading.Thread(target=borrow)
+        worker.start()
+        worker.join()
+    assert len(refused) == 1 and isinstance(refused[0], PoolExhaustedError)
     database.close()
 
 
