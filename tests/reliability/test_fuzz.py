@@ -34,7 +34,10 @@ from schemathesis.specs.openapi.checks import (
 from tests.e2e.stack import Stack
 
 MAX_EXAMPLES = 100  # per operation and generation mode
-MIN_TOTAL_CASES = 1000
+# The issue asks for 1,000 cases in total; each test holds its own floor, so either one selected
+# alone still checks its share (the app makes about 1,400, the auth service 600).
+MIN_APP_CASES = 1000
+MIN_AUTH_CASES = 500
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -46,8 +49,6 @@ CHECKS = [
 # What the gateway serves of each schema (the app's /metrics and the check are not routed).
 APP_PATHS = r"^/(detect|classify|vae/.*|v1/models.*|healthz|readyz)$"
 AUTH_PATHS = r"^/oauth2/(token|introspect|revoke)$"
-
-CASES: Counter[str] = Counter()
 
 
 def _configured(schema: schemathesis.BaseSchema, base_url: str) -> schemathesis.BaseSchema:
@@ -93,46 +94,43 @@ FUZZ_SETTINGS = settings(
 )
 
 
-def _run(operation: APIOperation, mode: GenerationMode, headers: dict[str, str]) -> None:
+def _run(
+    operation: APIOperation, mode: GenerationMode, headers: dict[str, str], cases: Counter[str]
+) -> None:
     label = f"{operation.label} ({mode.value})"
 
     @FUZZ_SETTINGS
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case) -> None:
-        CASES[label] += 1
+        cases[label] += 1
         case.call_and_validate(headers=headers, checks=CHECKS, timeout=30)
 
     run()
 
 
-def _fuzz(schema: schemathesis.BaseSchema, headers: dict[str, str]) -> list[str]:
-    """Runs every operation in both generation modes; returns one report per failing run
-    (Hypothesis stops a run at its first failure)."""
+def _fuzz(schema: schemathesis.BaseSchema, headers: dict[str, str], min_cases: int) -> None:
+    """Runs every operation in both generation modes, then fails with one report per failing
+    run (Hypothesis stops a run at its first failure) or if fewer than min_cases were sent."""
     failures = []
+    cases: Counter[str] = Counter()
     for result in schema.get_all_operations():
         operation = result.ok()
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
-                _run(operation, mode, headers)
+                _run(operation, mode, headers, cases)
             except Unsatisfiable:
                 pass  # nothing to negate: no parameters, or a path string that takes any value
             except Exception as failure:
                 failures.append(f"{operation.label} ({mode.value}): {failure}")
-    return failures
+    total = sum(cases.values())
+    print(f"fuzzed cases per operation: {dict(cases)}; total {total}")
+    assert not failures, "\n\n".join(failures)
+    assert total >= min_cases, dict(cases)
 
 
 def test_app_operations(app_schema: schemathesis.BaseSchema, bearer: dict[str, str]) -> None:
-    failures = _fuzz(app_schema, bearer)
-    assert not failures, "\n\n".join(failures)
+    _fuzz(app_schema, bearer, MIN_APP_CASES)
 
 
 def test_auth_operations(auth_schema: schemathesis.BaseSchema, basic: dict[str, str]) -> None:
-    failures = _fuzz(auth_schema, basic)
-    assert not failures, "\n\n".join(failures)
-
-
-def test_enough_cases_were_generated() -> None:
-    """Runs after the two fuzzers (file order): the issue asks for at least 1,000 cases."""
-    total = sum(CASES.values())
-    print(f"fuzzed cases per operation: {dict(CASES)}; total {total}")
-    assert total >= MIN_TOTAL_CASES, dict(CASES)
+    _fuzz(auth_schema, basic, MIN_AUTH_CASES)
