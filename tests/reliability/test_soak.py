@@ -20,8 +20,8 @@ from tests.reliability.load import PROGRAMS, program_rss_kib, run_load
 SOAK_SECONDS = float(os.environ.get("RELIABILITY_SOAK_SECONDS", "600"))
 CONCURRENCY = 32
 MAX_RSS_GROWTH = 0.10
-# Long enough for the auth service's worker threads (up to 40, each opening its own SQLite
-# connection on first use) and the runtimes' memory arenas to reach their working size.
+# Long enough for the auth service's worker threads (up to 40), its pool of SQLite connections
+# and the runtimes' memory arenas to reach their working size.
 WARMUP_SECONDS = 30.0
 
 
