@@ -57,8 +57,12 @@ def _field(name: str, description: str, **extra: Any) -> dict[str, Any]:
 
 
 _CREDENTIAL_FIELDS = {
+    # No minLength: an empty parameter counts as omitted (RFC 6749 §3.1), so "client_id="
+    # beside HTTP Basic is no second authentication and is accepted.
     "client_id": _field(
-        "client_id", "Instead of HTTP Basic.", maxLength=MAX_CLIENT_ID_LENGTH, minLength=1
+        "client_id",
+        "Instead of HTTP Basic. An empty value counts as omitted.",
+        maxLength=MAX_CLIENT_ID_LENGTH,
     ),
     "client_secret": _field("client_secret", "With client_id, instead of HTTP Basic."),
 }

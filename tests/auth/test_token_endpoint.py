@@ -218,6 +218,23 @@ def test_basic_and_form_credentials_together_are_invalid_request(deployment: Dep
     _assert_error(response, 400, "invalid_request")
 
 
+def test_empty_form_credentials_beside_basic_count_as_omitted(deployment: Deployment) -> None:
+    # RFC 6749 §3.1: a parameter sent without a value is treated as omitted (found by the fuzzer:
+    # the schema said client_id had at least one character).
+    response = deployment.http.post(
+        "/oauth2/token",
+        data={**GRANT, "client_id": "", "client_secret": ""},
+        auth=deployment.reader.basic,
+    )
+    assert response.status_code == 200, response.text
+    schema = deployment.http.get("/openapi.json").json()
+    form = schema["paths"]["/oauth2/token"]["post"]["requestBody"]["content"]
+    assert (
+        "minLength"
+        not in form["application/x-www-form-urlencoded"]["schema"]["properties"]["client_id"]
+    )
+
+
 def test_two_authorization_headers_are_invalid_request(deployment: Deployment) -> None:
     encoded = base64.b64encode(f"{deployment.reader.client_id}:{deployment.reader.secret}".encode())
     headers = [("Authorization", f"Basic {encoded.decode()}")] * 2
