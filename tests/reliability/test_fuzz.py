@@ -34,9 +34,9 @@ from schemathesis.specs.openapi.checks import (
 from tests.e2e.stack import Stack
 
 MAX_EXAMPLES = 100  # per operation and generation mode
-# The issue asks for 1,000 cases in total; each test holds its own floor, so either one selected
-# alone still checks its share (the app makes about 1,400, the auth service 600).
-MIN_APP_CASES = 1000
+# The issue asks for 1,000 cases in total; each test holds its own floor (together 1,400), so
+# either one selected alone still checks its share (they make 1,003 and 600).
+MIN_APP_CASES = 900
 MIN_AUTH_CASES = 500
 CHECKS = [
     not_a_server_error,
