@@ -136,17 +136,17 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock at its start, so it never fails half-way."""
+        """A write transaction that takes the lock at its start, so it never fails half-way.
+
+        If the block raises, or COMMIT fails, the transaction is rolled back as the connection
+        goes back to the pool.
+        """
         if not self._write_turn.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
             raise sqlite3.OperationalError("database is locked")
         try:
             with self.connection() as connection:
                 connection.execute("BEGIN IMMEDIATE")
-                try:
-                    yield connection
-                except BaseException:
-                    connection.execute("ROLLBACK")
-                    raise
+                yield connection
                 connection.execute("COMMIT")
         finally:
             self._write_turn.release()

@@ -209,6 +209,17 @@ def test_a_connection_comes_back_without_an_open_transaction(tmp_path: Path) -> 
     database.close()
 
 
+def test_a_write_that_raises_changes_nothing(tmp_path: Path) -> None:
+    database = Database(tmp_path / "auth.sqlite3", pool_size=1).open()
+    store = Store(database)
+    admin.create_client(store, ManualClock(), "svc", ("detect",), False)
+    with pytest.raises(RuntimeError), database.write() as connection:
+        connection.execute("DELETE FROM clients")
+        raise RuntimeError("half-way")
+    assert [client.client_id for client in store.list_clients()] == ["svc"]
+    database.close()
+
+
 def test_waiting_writers_leave_connections_for_readers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
