@@ -109,5 +109,9 @@ async def run_load(stack: Stack, token: str, seconds: float, concurrency: int = 
     return tally
 
 
-def program_rss_kib(stack: Stack) -> dict[str, int]:
-    return {program: tree_rss_kib(stack.pid_of(program)) for program in PROGRAMS}
+def program_pids(stack: Stack) -> dict[str, int]:
+    return {program: stack.pid_of(program) for program in PROGRAMS}
+
+
+def program_rss_kib(pids: dict[str, int]) -> dict[str, int]:
+    return {program: tree_rss_kib(pid) for program, pid in pids.items()}
