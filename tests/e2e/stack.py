@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -18,7 +19,10 @@ import httpx
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SUPERVISORD_CONF = PROJECT_ROOT / "supervisord.conf"
-ALL_SCOPES = "detect,vae,classify,models:read"
+ALL_SCOPES = "detect,vae,classify,models:read,models:admin"
+# Started as root, scripts/gateway-exec runs the app, the auth service and nginx's workers as
+# this account (docs/gateway.md, "Privileges").
+STACK_USER = os.environ.get("GATEWAY_USER", "gateway")
 
 
 def free_port() -> int:
@@ -33,7 +37,7 @@ def is_listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     except OSError:
@@ -53,7 +57,45 @@ def _rss_kib(pid: int) -> int:
 
 def tree_rss_kib(pid: int) -> int:
     """RSS of a process and all its descendants (nginx's master and its workers)."""
-    return _rss_kib(pid) + sum(tree_rss_kib(child) for child in _children(pid))
+    return _rss_kib(pid) + sum(tree_rss_kib(child) for child in children(pid))
+
+
+def raw_request(
+    port: int, request_line: str, headers: list[tuple[str, str]]
+) -> tuple[int, dict[str, str], str]:
+    """One request written byte for byte (headers that httpx would refuse or merge: control
+    bytes, duplicates); returns the status, the response headers (lower-case names) and the
+    body."""
+    lines = [request_line, "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "surrogateescape"))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in header_lines)
+    return (
+        int(status_line.split()[1]),
+        {k.lower(): v for k, v in fields.items()},
+        body.decode(errors="replace"),
+    )
+
+
+def grant_stack_user(path: Path) -> None:
+    """Lets the stack's account use ``path`` when the tests run as root: pytest's temporary
+    directories are 0700 and root's, so that account gets search permission on the directories
+    above (an ACL, as scripts/install gives it on the checkout's) and ownership of ``path`` and
+    everything in it. Nothing to do for any other user: the stack then runs as that user."""
+    if os.geteuid() != 0:
+        return
+    account = pwd.getpwnam(STACK_USER)
+    for directory in reversed(path.resolve().parents):
+        if not directory.stat().st_mode & 0o001:
+            subprocess.run(["setfacl", "-m", f"u:{STACK_USER}:x", str(directory)], check=True)
+    for entry in [path, *path.rglob("*")]:
+        os.chown(entry, account.pw_uid, account.pw_gid, follow_symlinks=False)
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
@@ -141,6 +183,7 @@ class Stack:
         """Starts supervisord and waits for /readyz; returns the seconds from spawn to its 200
         (to within ``interval``)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        grant_stack_user(self.base)
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             started = time.perf_counter()
             self.process = subprocess.Popen(

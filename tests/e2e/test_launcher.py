@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import NGINX
-from tests.e2e.stack import PROJECT_ROOT
+from tests.e2e.stack import PROJECT_ROOT, STACK_USER, grant_stack_user
 
 LAUNCHER = PROJECT_ROOT / "scripts" / "gateway-exec"
 
@@ -58,6 +59,8 @@ def test_several_upstream_servers(tmp_path: Path) -> None:
         ("GATEWAY_LISTEN", "8080; include /etc/passwd"),
         ("GATEWAY_AUTH_CACHE_SECONDS", "5s"),
         ("GATEWAY_TOKEN_RATE", "lots"),
+        ("GATEWAY_CLIENT_AUTH_RATE", "10r/s; evil"),
+        ("GATEWAY_NGINX_JS_MODULE", "/tmp/x.so; load_module /evil.so"),
         ("GATEWAY_APP_UPSTREAM", "unix:relative.sock"),
         ("GATEWAY_AUTH_UPSTREAM", "host:80;evil"),
     ],
@@ -103,3 +106,70 @@ def test_bench_no_auth_mode_is_refused_elsewhere(tmp_path: Path, listen: str, va
     assert result.returncode == 2
     assert "GATEWAY_BENCH_NO_AUTH" in result.stderr
     assert not (tmp_path / "nginx" / "runtime" / "auth-request.conf").exists()
+
+
+def test_rate_limits_and_the_js_module_are_rendered(tmp_path: Path) -> None:
+    result = _launch(tmp_path, "nginx", GATEWAY_TOKEN_RATE="5r/s", GATEWAY_CLIENT_AUTH_RATE="7r/m")
+    assert result.returncode == 0, result.stderr
+    runtime = tmp_path / "nginx" / "runtime"
+    assert (runtime / "rate-limits.conf").read_text() == (
+        "limit_req_zone $binary_remote_addr zone=token_endpoint:1m rate=5r/s;\n"
+        "limit_req_zone $binary_remote_addr zone=client_auth:1m rate=7r/m;\n"
+    )
+    assert (runtime / "modules.conf").read_text().startswith("load_module /")
+    assert (tmp_path / "nginx" / "auth_cache.js").resolve() == (
+        PROJECT_ROOT / "nginx" / "auth_cache.js"
+    )
+
+
+def test_without_njs_nginx_does_not_start(tmp_path: Path) -> None:
+    """The auth cache's key is hashed by njs: without the module the gateway fails closed."""
+    result = _launch(tmp_path, "nginx", GATEWAY_NGINX_JS_MODULE=str(tmp_path / "none.so"))
+    assert result.returncode == 2
+    assert "GATEWAY_NGINX_JS_MODULE" in result.stderr
+    assert not (tmp_path / "nginx" / "runtime" / "modules.conf").exists()
+
+
+def _program_report(tmp_path: Path, program: str, **env: str) -> dict[str, str]:
+    """Runs gateway-exec app|auth with a stand-in interpreter that reports its environment
+    and its uid instead of serving."""
+    report = tmp_path / "report"
+    report.mkdir()
+    python = report / "python"
+    python.write_text('#!/bin/sh\nenv > "$(dirname "$0")/env"\nid -u > "$(dirname "$0")/uid"\n')
+    python.chmod(0o755)
+    grant_stack_user(tmp_path)
+    result = _launch(
+        tmp_path / "run",
+        program,
+        GATEWAY_PYTHON=str(python),
+        AUTH_DATABASE_PATH=str(tmp_path / "db" / "auth.sqlite3"),
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = (report / "env").read_text().splitlines()
+    found = dict(line.split("=", 1) for line in lines if "=" in line)
+    found["uid"] = (report / "uid").read_text().strip()
+    return found
+
+
+@pytest.mark.parametrize(
+    ("program", "own", "foreign"), [("app", "APP_", "AUTH_"), ("auth", "AUTH_", "APP_")]
+)
+def test_each_program_gets_only_its_own_environment(
+    tmp_path: Path, program: str, own: str, foreign: str
+) -> None:
+    secret = "Zr4f0u8Xy2QmVb7nKp1sLw9TgHc3Ed6A"
+    found = _program_report(
+        tmp_path,
+        program,
+        AUTH_BOOTSTRAP_CLIENT_SECRET=secret,
+        APP_LOG_LEVEL="info",
+        GATEWAY_LISTEN="127.0.0.1:18999",
+        UNRELATED_SECRET="x",
+    )
+    assert [name for name in found if name.startswith(own)]
+    assert not [name for name in found if name.startswith((foreign, "GATEWAY_", "UNRELATED_"))]
+    assert (secret in found.values()) == (program == "auth")
+    expected = pwd.getpwnam(STACK_USER).pw_uid if os.geteuid() == 0 else os.geteuid()
+    assert found["uid"] == str(expected)

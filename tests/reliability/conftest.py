@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import running_stack
-from tests.e2e.stack import PROJECT_ROOT, Stack
+from tests.e2e.stack import PROJECT_ROOT, Stack, grant_stack_user
 
 POLL_INTERVAL_S = 1
 
@@ -29,6 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = tmp_path_factory.mktemp("models") / "models"
     shutil.copytree(PROJECT_ROOT / "models", copy)
+    grant_stack_user(copy)
     return copy
 
 
