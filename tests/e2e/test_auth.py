@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, raw_request, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -143,3 +145,61 @@ def test_token_endpoint_is_rate_limited(gateway: Stack) -> None:
                 break
     assert statuses[-1] == 429, statuses
     time.sleep(1.5)  # let the bucket refill for the other tests
+
+
+def test_reload_needs_the_admin_scope(gateway: Stack) -> None:
+    """Reading metadata needs models:read; a reload, which changes what serves traffic, needs
+    models:admin (and models:admin alone does not read)."""
+    reload_url = f"{gateway.url}/v1/models/classifier/reload"
+    read = {"Authorization": f"Bearer {gateway.token('full', 'models:read')}"}
+    admin = {"Authorization": f"Bearer {gateway.token('full', 'models:admin')}"}
+    refused = httpx.post(reload_url, headers=read, timeout=60)
+    _assert_denied(refused, 403, "insufficient_scope")
+    assert 'scope="models:admin"' in refused.headers["www-authenticate"]
+    assert httpx.post(reload_url, headers=admin, timeout=60).status_code == 200
+    assert httpx.get(f"{gateway.url}/v1/models", headers=read, timeout=10).status_code == 200
+    _assert_denied(_get(gateway, "/v1/models", admin["Authorization"]), 403, "insufficient_scope")
+
+
+def test_no_live_token_in_the_auth_cache(gateway: Stack) -> None:
+    """nginx writes each cache entry's key into its file: the key is a sha256 digest, so no
+    file under the cache holds the token (docs/gateway.md, "Tokens at rest")."""
+    token = gateway.token("full", "models:read")
+    assert _get(gateway, "/v1/models", f"Bearer {token}").status_code == 200
+    cache = gateway.run_dir / "nginx" / "cache" / "auth"
+    digest = hashlib.sha256(f"Bearer {token}|models:read".encode()).hexdigest()
+
+    def entries() -> list[bytes]:
+        return [path.read_bytes() for path in cache.rglob("*") if path.is_file()]
+
+    assert wait_until(lambda: any(digest.encode() in entry for entry in entries()), 5)
+    assert not [entry for entry in entries() if token.encode() in entry]
+
+
+@pytest.mark.parametrize("token", ["abc\x01def", "abc\x7fdef", "abc\tdef", "abc\xe9def"])
+def test_control_bytes_in_the_token_are_invalid_token_not_auth_down(
+    gateway: Stack, token: str
+) -> None:
+    errors_before = gateway.output().count("[error]")
+    for _ in range(2):
+        status, headers, body = raw_request(
+            gateway.port, "GET /v1/models HTTP/1.1", [("Authorization", f"Bearer {token}")]
+        )
+        assert status == 401, body
+        assert json.loads(body)["error"] == "invalid_token"
+        assert 'error="invalid_token"' in headers["www-authenticate"]
+    assert gateway.output().count("[error]") == errors_before  # no "auth down" in the log
+
+
+@pytest.mark.parametrize("cached_first", [True, False])
+def test_two_authorization_headers_are_refused_by_nginx(gateway: Stack, cached_first) -> None:
+    """nginx 1.22 answers 400 to a repeated Authorization header, before any check, in either
+    order and whether or not the valid token's answer is cached."""
+    token = gateway.token("full", "models:read")
+    assert _get(gateway, "/v1/models", f"Bearer {token}").status_code == 200  # cached now
+    pair = [("Authorization", f"Bearer {token}"), ("Authorization", "Bearer " + "A" * 43)]
+    status, _, body = raw_request(
+        gateway.port, "GET /v1/models HTTP/1.1", pair if cached_first else pair[::-1]
+    )
+    assert status == 400, body
+    assert json.loads(body)["error"] == "bad_request"

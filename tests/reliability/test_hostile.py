@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.app.images import encoded, picture, png_header_only
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, raw_request
 
 MB = 1024 * 1024
 VALID_PNG = encoded(picture(64, 48), "PNG")
@@ -122,25 +122,9 @@ def test_unicode_in_headers(stack: Stack, bearer: dict[str, str]) -> None:
 def test_odd_paths_get_4xx_json(stack: Stack, bearer: dict[str, str], target: str) -> None:
     """What the fuzzer's unicode and odd paths look like on the wire: never a 5xx, never
     nginx's HTML page."""
-    status, body = _raw_request(stack, f"GET {target} HTTP/1.1", bearer)
+    status, _, body = raw_request(stack.port, f"GET {target} HTTP/1.1", list(bearer.items()))
     assert 400 <= status < 500, (status, body)
     assert "error" in json.loads(body), body
-
-
-def _raw_request(stack: Stack, request_line: str, headers: dict[str, str]) -> tuple[int, str]:
-    lines = [
-        request_line,
-        "Host: 127.0.0.1",
-        "Connection: close",
-        *(f"{k}: {v}" for k, v in headers.items()),
-    ]
-    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as sock:
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "surrogateescape"))
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body.decode(errors="replace")
 
 
 def test_slow_body_is_timed_out_without_blocking_others(
