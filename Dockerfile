@@ -9,6 +9,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# The stack's account, before scripts/install: as root it would create one itself (for hosts);
+# here it has a fixed uid, and the container runs as it (USER below).
+RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin gateway
+
 # Only what the serving stack needs (.dockerignore keeps the rest out).
 COPY pyproject.toml README.md LICENSE supervisord.conf ./
 COPY scripts/ scripts/
@@ -22,8 +26,7 @@ RUN scripts/install --system --extras serving --venv none \
 # The committed models.
 COPY models/ models/
 
-RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin gateway \
-    && mkdir -p /app/var/run /app/data \
+RUN mkdir -p -m 0700 /app/var/run /app/data \
     && chown -R gateway:gateway /app/var /app/data
 USER gateway
 
