@@ -12,6 +12,7 @@ from auth_service.metrics import AuthMetrics
 from auth_service.service import AuthService
 from auth_service.settings import AuthSettings
 from auth_service.store import Store
+from auth_service.verification import VerificationPool
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class AppContext:
     database: Database
     store: Store
     service: AuthService
+    verifier: VerificationPool
     metrics: AuthMetrics
 
 

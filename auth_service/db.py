@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from auth_service.files import create_private_file, make_parent_directories, make_private
+
 BUSY_TIMEOUT_MS = 5000
 CACHE_KIB_PER_CONNECTION = 256
 DEFAULT_POOL_SIZE = 4
@@ -63,8 +65,9 @@ class Database:
         self._write_turn = threading.Lock()
 
     def open(self) -> Database:
-        """Create the file if needed and bring its schema up to date."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Create the file if needed (0600, see files.py) and bring its schema up to date."""
+        make_parent_directories(self.path)
+        create_private_file(self.path)
         with self.connection() as connection:
             connection.execute("PRAGMA journal_mode = WAL")
         with self.write() as conn:
@@ -73,6 +76,7 @@ class Database:
                 for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
+        make_private(self.path)  # also files that an older version left 0644
         return self
 
     @property

@@ -36,13 +36,30 @@ def invalid_client(description: str, realm: str) -> OAuthError:
 
 
 def throttled(retry_after_seconds: float) -> OAuthError:
-    """Refusal of a client id with too many recent failed authentications (HTTP 429)."""
+    """Refusal after too many recent failed authentications (HTTP 429, docs/auth.md).
+
+    One text for every limit: which window is full (this address, this client) is the
+    operator's business (log and metrics), not a guesser's.
+    """
     seconds = max(1, math.ceil(retry_after_seconds))
     return OAuthError(
         "invalid_client",
         f"too many failed client authentications; retry in {seconds} s",
         429,
         {"Retry-After": str(seconds)},
+    )
+
+
+def verification_busy() -> OAuthError:
+    """Every secret-verification thread is busy and the queue is full: 503 at once, no wait.
+
+    RFC 6749 §4.1.2.1 names temporarily_unavailable for a server that is overloaded.
+    """
+    return OAuthError(
+        "temporarily_unavailable",
+        "too many client authentications in progress; retry later",
+        503,
+        {"Retry-After": "1"},
     )
 
 

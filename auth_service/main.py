@@ -23,11 +23,13 @@ from auth_service.clock import Clock, system_clock
 from auth_service.context import AppContext
 from auth_service.db import Database
 from auth_service.metrics import create_metrics
-from auth_service.ratelimit import FailureLimiter
-from auth_service.routes import check, health, oauth
+from auth_service.ratelimit import ClientAuthLimiter
+from auth_service.routes import check, health, metadata, oauth
+from auth_service.security import burn_verification_time, new_client_secret
 from auth_service.service import AuthService
 from auth_service.settings import AuthSettings
 from auth_service.store import Store
+from auth_service.verification import VerificationPool
 
 logger = logging.getLogger("auth_service")
 
@@ -35,8 +37,9 @@ logger = logging.getLogger("auth_service")
 def build_context(settings: AuthSettings, clock: Clock = system_clock) -> AppContext:
     database = Database(settings.database_path, settings.database_connections)
     store = Store(database)
-    limiter = FailureLimiter(
-        settings.max_auth_failures, settings.auth_failure_window_seconds, clock
+    limiter = ClientAuthLimiter(settings.auth_limits, clock)
+    verifier = VerificationPool(
+        settings.verification_worker_count, settings.max_pending_verifications
     )
     service = AuthService(
         store,
@@ -44,8 +47,16 @@ def build_context(settings: AuthSettings, clock: Clock = system_clock) -> AppCon
         token_ttl_seconds=settings.token_ttl_seconds,
         realm=settings.realm,
         limiter=limiter,
+        verifier=verifier,
     )
-    return AppContext(settings, clock, database, store, service, create_metrics())
+    metrics = create_metrics(verifier, limiter)
+    return AppContext(settings, clock, database, store, service, verifier, metrics)
+
+
+def _warm_up() -> None:
+    """One hash like those of unknown client ids: the pool's threads reach their working
+    memory (scrypt's 16 MiB, the malloc arena) at start, not under the first load."""
+    burn_verification_time(new_client_secret())
 
 
 async def _prune_periodically(context: AppContext) -> None:
@@ -65,10 +76,12 @@ def _lifespan(context: AppContext) -> Callable[[FastAPI], AbstractAsyncContextMa
         context.database.open()
         bootstrap_client(context.store, context.settings, context.clock)
         pruned = context.service.prune_expired_tokens()
+        await run_in_threadpool(context.verifier.start, _warm_up)
         logger.info(
-            "auth service ready database=%s pruned_expired_tokens=%d",
+            "auth service ready database=%s pruned_expired_tokens=%d verification_workers=%d",
             context.settings.database_path,
             pruned,
+            context.verifier.workers,
         )
         pruner = asyncio.create_task(_prune_periodically(context))
         try:
@@ -77,6 +90,7 @@ def _lifespan(context: AppContext) -> Callable[[FastAPI], AbstractAsyncContextMa
             pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
+            context.verifier.shutdown()
             context.database.close()
 
     return lifespan
@@ -114,6 +128,7 @@ def create_app(settings: AuthSettings | None = None, clock: Clock = system_clock
     app.include_router(oauth.router)
     app.include_router(check.router)
     app.include_router(health.router)
+    app.include_router(metadata.router)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from auth_service.ratelimit import ClientAuthLimiter, Limit
+from auth_service.verification import VerificationPool
 
 _LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -19,8 +25,47 @@ class AuthMetrics:
     oauth_seconds: Histogram
 
 
-def create_metrics() -> AuthMetrics:
+class _ClientAuthCollector(Collector):
+    """Read at scrape time from the pool and the limiter, which keep their own counts."""
+
+    def __init__(self, verifier: VerificationPool, limiter: ClientAuthLimiter) -> None:
+        self._verifier = verifier
+        self._limiter = limiter
+
+    def collect(self) -> Iterator[Metric]:
+        pool = self._verifier
+        yield GaugeMetricFamily(
+            "auth_secret_verification_workers", "Threads that verify client secrets", pool.workers
+        )
+        yield GaugeMetricFamily(
+            "auth_secret_verifications_running", "Client secret verifications running", pool.running
+        )
+        yield GaugeMetricFamily(
+            "auth_secret_verifications_waiting",
+            "Client secret verifications waiting for a thread",
+            pool.waiting,
+        )
+        yield CounterMetricFamily(
+            "auth_secret_verifications_rejected",
+            "Client authentications refused with 503 because the verification queue was full",
+            pool.rejected,
+        )
+        throttled = CounterMetricFamily(
+            "auth_client_auth_throttled",
+            "Client authentications refused with 429, by the failure window that was full",
+            labels=["limit"],
+        )
+        for limit in Limit:
+            throttled.add_metric([limit.value], self._limiter.refused[limit])
+        yield throttled
+
+
+def create_metrics(
+    verifier: VerificationPool | None = None, limiter: ClientAuthLimiter | None = None
+) -> AuthMetrics:
     registry = CollectorRegistry()
+    if verifier is not None and limiter is not None:
+        registry.register(_ClientAuthCollector(verifier, limiter))
     return AuthMetrics(
         registry=registry,
         tokens_issued=Counter(

@@ -10,9 +10,10 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote
 
 from auth_service.errors import invalid_client, invalid_request
+from auth_service.source import LOCAL, SourceAddress, parse_source_address
 from auth_service.syntax import MAX_SCOPE_LENGTH, MAX_TOKEN_LENGTH
 
 MAX_BODY_BYTES = 8 * 1024
@@ -89,20 +90,25 @@ def parse_form(body: bytes) -> dict[str, str]:
     return form
 
 
-def _form_decode(value: str) -> str:
-    """application/x-www-form-urlencoded decoding that rejects broken escapes instead of
-    passing them through as unquote_plus does."""
+def _percent_decode(value: str) -> str:
+    """Percent-decoding without form decoding's '+' -> ' ', rejecting broken escapes.
+
+    RFC 6749 §2.3.1 asks clients to form-encode id and secret inside HTTP Basic, but curl -u,
+    requests, httpx and authlib send them as they are: a '+' in a secret is a '+'. A client
+    that does form-encode sends a '+' as %2B, and a space as %20 (or '+', which is why a space
+    is not allowed in secrets that people choose: settings.py).
+    """
     if _BROKEN_PERCENT_ESCAPE.search(value):
         raise ValueError("broken percent-escape")
-    return unquote_plus(value, errors="strict")
+    return unquote(value, errors="strict")
 
 
 def _basic_credentials(encoded: str) -> ClientCredentials:
-    """RFC 6749 §2.3.1: base64 of urlencoded client_id ":" urlencoded client_secret."""
+    """RFC 6749 §2.3.1: base64 of client_id ":" client_secret, each percent-decoded."""
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         client_id, colon, client_secret = decoded.partition(":")
-        client_id, client_secret = _form_decode(client_id), _form_decode(client_secret)
+        client_id, client_secret = _percent_decode(client_id), _percent_decode(client_secret)
     except (binascii.Error, ValueError) as error:  # ValueError includes UnicodeDecodeError
         raise invalid_request("the Basic credentials are not base64 of urlencoded UTF-8") from error
     if not colon or not client_id or not client_secret:
@@ -129,6 +135,30 @@ def client_credentials(
     if in_form:
         raise invalid_request("use either HTTP Basic or form fields for client authentication")
     return _basic_credentials(encoded)
+
+
+def client_source(real_ip: list[str], peer_host: str | None) -> SourceAddress:
+    """Who is authenticating, for the failure limits: nginx's ``X-Real-IP: $remote_addr``.
+
+    The header is trusted because only nginx can reach this service (loopback or a unix
+    socket; settings.py refuses other addresses). Without it the TCP peer counts, or "local"
+    for a caller on the unix socket.
+    """
+    if len(real_ip) > 1:
+        raise invalid_request("more than one X-Real-IP header")
+    if real_ip:
+        if real_ip[0].strip() == "unix:":  # nginx's $remote_addr for a unix-socket client
+            return LOCAL
+        try:
+            return parse_source_address(real_ip[0])
+        except ValueError:
+            raise invalid_request("X-Real-IP is not an IP address") from None
+    if not peer_host:
+        return LOCAL
+    try:
+        return parse_source_address(peer_host)
+    except ValueError:
+        return LOCAL  # a test client's made-up name, or a socket path
 
 
 def require(form: dict[str, str], name: str) -> str:

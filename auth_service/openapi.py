@@ -47,7 +47,10 @@ _ERRORS = {
     401: "Client authentication failed.",
     403: "The client may not do this.",
     413: f"Body over {MAX_BODY_BYTES} bytes.",
-    429: "Too many failed authentications for this client id, or too many token requests.",
+    429: "Too many failed client authentications (for this client from this address, from this"
+    " address, or for this client from unfamiliar addresses), or too many token requests.",
+    503: "Every secret-verification thread is busy and the queue is full, or the database"
+    " refuses writes: retry after Retry-After seconds.",
 }
 _RETRY_AFTER = {"Retry-After": {"schema": {"type": "string"}}}
 
@@ -80,13 +83,15 @@ def _form(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 def _responses(ok: dict[str, Any], *errors: int) -> dict[int | str, dict[str, Any]]:
     responses: dict[int | str, dict[str, Any]] = {200: ok}
     for code in errors:
-        # nginx answers 413 above its own limit and 429 above GATEWAY_TOKEN_RATE.
-        schema = {"anyOf": [_OAUTH_ERROR, _GATEWAY_ERROR]} if code in (413, 429) else _OAUTH_ERROR
+        # nginx answers 413 above its own limit, 429 above GATEWAY_TOKEN_RATE, and 503 when
+        # the auth service cannot be reached.
+        gateway_too = code in (413, 429, 503)
+        schema = {"anyOf": [_OAUTH_ERROR, _GATEWAY_ERROR]} if gateway_too else _OAUTH_ERROR
         entry: dict[str, Any] = {
             "description": _ERRORS[code],
             "content": {"application/json": {"schema": schema}},
         }
-        if code == 429:
+        if code in (429, 503):
             entry["headers"] = _RETRY_AFTER
         responses[code] = entry
     return responses
@@ -137,12 +142,14 @@ TOKEN = {
             ["grant_type"],
         )
     },
-    "responses": _responses(_json(_TOKEN_ANSWER, "An access token."), 400, 401, 413, 429),
+    "responses": _responses(_json(_TOKEN_ANSWER, "An access token."), 400, 401, 413, 429, 503),
 }
 INTROSPECT = {
     "summary": "Token introspection (RFC 7662)",
     "openapi_extra": {"requestBody": _form(_TOKEN_FIELDS, ["token"])},
-    "responses": _responses(_json(_INTROSPECTION, "The token's state."), 400, 401, 403, 413, 429),
+    "responses": _responses(
+        _json(_INTROSPECTION, "The token's state."), 400, 401, 403, 413, 429, 503
+    ),
 }
 REVOKE = {
     "summary": "Token revocation (RFC 7009)",
@@ -155,5 +162,36 @@ REVOKE = {
         403,
         413,
         429,
+        503,
     ),
+}
+
+_URL = {"type": "string", "format": "uri"}
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_METADATA = {
+    "type": "object",
+    "required": [
+        "issuer",
+        "token_endpoint",
+        "grant_types_supported",
+        "response_types_supported",
+        "token_endpoint_auth_methods_supported",
+        "scopes_supported",
+    ],
+    "properties": {
+        "issuer": _URL,
+        "token_endpoint": _URL,
+        "introspection_endpoint": _URL,
+        "revocation_endpoint": _URL,
+        "grant_types_supported": _STRINGS,
+        "response_types_supported": _STRINGS,
+        "token_endpoint_auth_methods_supported": _STRINGS,
+        "introspection_endpoint_auth_methods_supported": _STRINGS,
+        "revocation_endpoint_auth_methods_supported": _STRINGS,
+        "scopes_supported": _STRINGS,
+    },
+}
+METADATA = {
+    "summary": "Authorization server metadata (RFC 8414)",
+    "responses": {200: _json(_METADATA, "Issuer, endpoints, grant types, auth methods, scopes.")},
 }

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -23,10 +22,6 @@ SCRYPT_P = 1
 _SCRYPT_MAXMEM = 64 * 1024 * 1024
 _SCHEME = "scrypt"
 
-# Each hash takes a core and 16 MiB: more hashes at once than cores only adds memory and latency
-# for everything else, the token check included.
-_hash_slots = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
-
 
 @dataclass(frozen=True)
 class ScryptParameters:
@@ -40,6 +35,7 @@ def new_access_token() -> str:
 
 
 def new_client_secret() -> str:
+    # base64url: no '+', '/' or '=', so the secret needs no escaping in HTTP Basic or a form.
     return secrets.token_urlsafe(SECRET_BYTES)
 
 
@@ -49,16 +45,16 @@ def token_digest(token: str) -> bytes:
 
 
 def _scrypt(secret: str, salt: bytes, params: ScryptParameters) -> bytes:
-    with _hash_slots:
-        return hashlib.scrypt(
-            secret.encode("utf-8"),
-            salt=salt,
-            n=params.n,
-            r=params.r,
-            p=params.p,
-            maxmem=_SCRYPT_MAXMEM,
-            dklen=HASH_BYTES,
-        )
+    # How many run at once is the verification pool's business (auth_service/verification.py).
+    return hashlib.scrypt(
+        secret.encode("utf-8"),
+        salt=salt,
+        n=params.n,
+        r=params.r,
+        p=params.p,
+        maxmem=_SCRYPT_MAXMEM,
+        dklen=HASH_BYTES,
+    )
 
 
 def _b64(data: bytes) -> str:

@@ -9,22 +9,24 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from auth_service.client_auth import ClientAuthenticator
 from auth_service.clock import Clock
-from auth_service.errors import OAuthError, invalid_client, not_permitted, throttled
+from auth_service.errors import OAuthError, invalid_client, not_permitted
 from auth_service.oauth_input import ClientCredentials, require
-from auth_service.ratelimit import FailureLimiter
-from auth_service.security import (
-    burn_verification_time,
-    new_access_token,
-    token_digest,
-    verify_secret,
-)
+from auth_service.ratelimit import ClientAuthLimiter
+from auth_service.security import new_access_token, token_digest
+from auth_service.source import SourceAddress
 from auth_service.store import Client, Store, TokenRecord
 from auth_service.syntax import (
     format_scope,
     is_well_formed_bearer_token,
     parse_scope_list,
     parse_scope_parameter,
+)
+from auth_service.verification import (
+    DEFAULT_MAX_PENDING,
+    VerificationPool,
+    default_verification_workers,
 )
 
 logger = logging.getLogger("auth_service")
@@ -108,48 +110,31 @@ class AuthService:
         *,
         token_ttl_seconds: int,
         realm: str,
-        limiter: FailureLimiter,
+        limiter: ClientAuthLimiter,
+        verifier: VerificationPool | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._ttl = token_ttl_seconds
         self._realm = realm
-        self._limiter = limiter
+        # Without a pool of its own (benchmarks, tools) the service makes one; its threads
+        # start only when a secret is first verified.
+        self.verifier = verifier or VerificationPool(
+            default_verification_workers(), DEFAULT_MAX_PENDING
+        )
+        self._authenticator = ClientAuthenticator(store, limiter, self.verifier, realm)
 
-    # Client authentication (slow on purpose: scrypt; call from a worker thread)
+    # Client authentication: on the event loop, with the scrypt in the verification pool.
 
-    def authenticate(self, credentials: ClientCredentials | None) -> Client:
-        if credentials is None:
-            raise invalid_client("client authentication is required", self._realm)
-        client_id = credentials.client_id
-        client = self._store.get_client(client_id)
-        # A presented id is logged only if it is registered: a confused client may send its secret.
-        logged_id = "<unknown>" if client is None else client.client_id
-        wait = self._limiter.retry_after(client_id)
-        if wait is not None:
-            logger.warning("client authentication throttled client_id=%s", logged_id)
-            raise throttled(wait)
-        if client is None:
-            burn_verification_time(credentials.client_secret)
-            authenticated = False
-        else:
-            authenticated = (
-                verify_secret(credentials.client_secret, client.secret_hash) and not client.disabled
-            )
-        if client is None or not authenticated:
-            self._limiter.record_failure(client_id)
-            logger.warning("client authentication failed client_id=%s", logged_id)
-            raise invalid_client("client authentication failed", self._realm)
-        self._limiter.record_success(client_id)
-        return client
+    async def authenticate(
+        self, credentials: ClientCredentials | None, source: SourceAddress
+    ) -> Client:
+        return await self._authenticator.authenticate(credentials, source)
 
-    # Endpoints
+    # Endpoints, for an authenticated caller (they read and write the database: worker thread)
 
-    def issue_token(
-        self, credentials: ClientCredentials | None, form: dict[str, str]
-    ) -> IssuedToken:
+    def issue_token(self, client: Client, form: dict[str, str]) -> IssuedToken:
         """RFC 6749 §4.4: the client credentials grant."""
-        client = self.authenticate(credentials)
         grant_type = require(form, "grant_type")
         if grant_type != CLIENT_CREDENTIALS:
             raise OAuthError("unsupported_grant_type", f"only {CLIENT_CREDENTIALS} is supported")
@@ -186,11 +171,8 @@ class AuthService:
             )
         return scopes
 
-    def introspect(
-        self, credentials: ClientCredentials | None, form: dict[str, str]
-    ) -> dict[str, Any]:
+    def introspect(self, caller: Client, form: dict[str, str]) -> dict[str, Any]:
         """RFC 7662: the caller must be a client allowed to introspect."""
-        caller = self.authenticate(credentials)
         if not caller.may_introspect:
             raise not_permitted("this client may not introspect tokens")
         token = require(form, "token")
@@ -207,9 +189,8 @@ class AuthService:
             "sub": record.client_id,
         }
 
-    def revoke(self, credentials: ClientCredentials | None, form: dict[str, str]) -> None:
+    def revoke(self, caller: Client, form: dict[str, str]) -> None:
         """RFC 7009: unknown tokens are fine; another client's token is refused."""
-        caller = self.authenticate(credentials)
         token = require(form, "token")
         digest = token_digest(token)
         record = self._store.find_token(digest)

@@ -5,15 +5,38 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from auth_service import secret_strength
 from auth_service.db import DEFAULT_POOL_SIZE
+from auth_service.ratelimit import AuthLimits
 from auth_service.syntax import is_valid_client_id, parse_scope_list
+from auth_service.verification import DEFAULT_MAX_PENDING, default_verification_workers
 
-GATEWAY_SCOPES: tuple[str, ...] = ("detect", "vae", "classify", "models:read")
-MIN_BOOTSTRAP_SECRET_LENGTH = 16
+# Every scope a gateway route asks for (nginx/nginx.conf); models:admin guards model reloads.
+GATEWAY_SCOPES: tuple[str, ...] = ("detect", "vae", "classify", "models:read", "models:admin")
+# The bootstrap (demo) client's: everything but models:admin, which must be granted on purpose.
+DEFAULT_BOOTSTRAP_SCOPES: tuple[str, ...] = ("detect", "vae", "classify", "models:read")
+DEFAULT_ISSUER = "http://localhost:8080"  # the gateway's address in docker-compose.yml
+
+
+def _is_base_url(url: str) -> bool:
+    if any(ch.isspace() or not ch.isprintable() for ch in url) or "?" in url or "#" in url:
+        return False  # urlsplit would quietly drop some of these
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError if it is not a number in range
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and "@" not in parts.netloc
+        and port != 0
+    )
 
 
 class AuthSettings(BaseSettings):
@@ -27,14 +50,24 @@ class AuthSettings(BaseSettings):
     unix_socket: Path | None = None
     token_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
     realm: str = Field(default="model-gateway", pattern=r"^[A-Za-z0-9 ._:/-]{1,64}$")
+    issuer: str = DEFAULT_ISSUER
 
     bootstrap_client_id: str | None = None
     bootstrap_client_secret: SecretStr | None = None
-    bootstrap_scopes: Annotated[tuple[str, ...], NoDecode] = GATEWAY_SCOPES
+    bootstrap_scopes: Annotated[tuple[str, ...], NoDecode] = DEFAULT_BOOTSTRAP_SCOPES
     bootstrap_introspect: bool = False
 
-    max_auth_failures: int = Field(default=5, ge=1)
-    auth_failure_window_seconds: float = Field(default=60.0, gt=0)
+    # Failure limits (docs/auth.md#security-decisions): per client id and source address, per
+    # source address, and per client id from sources that are not known-good.
+    max_auth_failures: int = Field(default=AuthLimits.per_client_and_source, ge=1)
+    max_source_auth_failures: int = Field(default=AuthLimits.per_source, ge=1)
+    max_client_auth_failures: int = Field(default=AuthLimits.per_client, ge=1)
+    auth_failure_window_seconds: float = Field(default=AuthLimits.window_seconds, gt=0)
+    known_good_seconds: float = Field(default=AuthLimits.known_good_seconds, ge=0)
+
+    # None: one per CPU. A fixed pool keeps CPU and memory bounded under a flood.
+    verification_workers: int | None = Field(default=None, ge=1, le=256)
+    max_pending_verifications: int = Field(default=DEFAULT_MAX_PENDING, ge=0, le=10_000)
     prune_interval_seconds: float = Field(default=300.0, gt=0)
 
     log_level: str = Field(default="info", pattern=r"^(critical|error|warning|info|debug)$")
@@ -52,6 +85,32 @@ class AuthSettings(BaseSettings):
         if not is_loopback:
             raise ValueError(f"the auth service listens on loopback only, not {host!r}")
         return host
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_a_base_url(cls, issuer: str) -> str:
+        """RFC 8414 §2: an http(s) URL without query or fragment (https outside development)."""
+        if not _is_base_url(issuer):
+            raise ValueError(
+                "AUTH_ISSUER must be an absolute http or https URL without user, query or"
+                " fragment, e.g. https://gateway.example.com"
+            )
+        # Endpoint URLs are the issuer plus /oauth2/...: no trailing slash, so no "//".
+        return issuer.rstrip("/")
+
+    @property
+    def verification_worker_count(self) -> int:
+        return self.verification_workers or default_verification_workers()
+
+    @property
+    def auth_limits(self) -> AuthLimits:
+        return AuthLimits(
+            per_client_and_source=self.max_auth_failures,
+            per_source=self.max_source_auth_failures,
+            per_client=self.max_client_auth_failures,
+            window_seconds=self.auth_failure_window_seconds,
+            known_good_seconds=self.known_good_seconds,
+        )
 
     @field_validator("bootstrap_client_id")
     @classmethod
@@ -74,9 +133,10 @@ class AuthSettings(BaseSettings):
         secret = self.bootstrap_client_secret
         if secret is None:
             raise ValueError("AUTH_BOOTSTRAP_CLIENT_ID needs AUTH_BOOTSTRAP_CLIENT_SECRET")
-        if len(secret.get_secret_value()) < MIN_BOOTSTRAP_SECRET_LENGTH:
+        # The reason never quotes the secret (nor does pydantic: hide_input_in_errors).
+        weakness = secret_strength.weakness(secret.get_secret_value())
+        if weakness is not None:
             raise ValueError(
-                f"AUTH_BOOTSTRAP_CLIENT_SECRET must have at least "
-                f"{MIN_BOOTSTRAP_SECRET_LENGTH} characters"
+                f"AUTH_BOOTSTRAP_CLIENT_SECRET {weakness}; {secret_strength.GENERATE_HINT}"
             )
         return self

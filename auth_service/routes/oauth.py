@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,23 +14,27 @@ from starlette.concurrency import run_in_threadpool
 
 from auth_service import openapi
 from auth_service.context import AppContext, app_context
+from auth_service.discovery import INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH
 from auth_service.errors import OAuthError, invalid_request, storage_unavailable
 from auth_service.oauth_input import (
     MAX_BODY_BYTES,
-    ClientCredentials,
     check_content_type,
     check_no_query_parameters,
     client_credentials,
+    client_source,
     parse_form,
 )
+from auth_service.store import Client
 
 router = APIRouter()
 logger = logging.getLogger("auth_service")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-# Runs in a worker thread (client authentication hashes with scrypt); None means an empty 200.
-Action = Callable[[AppContext, ClientCredentials | None, dict[str, str]], dict[str, Any] | None]
+# What an endpoint does once its caller is authenticated; it runs in a worker thread (it reads
+# and writes the database). None means an empty 200.
+Action = Callable[[AppContext, Client, dict[str, str]], dict[str, Any] | None]
+T = TypeVar("T")
 
 
 async def _read_body(request: Request) -> bytes:
@@ -45,12 +49,10 @@ async def _read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-async def run_with_storage(
-    action: Action, context: AppContext, credentials: ClientCredentials | None, form: dict[str, str]
-) -> dict[str, Any] | None:
-    """The action in a worker thread; a database that refuses writes is a 503, not a 500."""
+async def with_storage(step: Awaitable[T]) -> T:
+    """A database that refuses (read-only file, full disk, pool exhausted) is a 503, not a 500."""
     try:
-        return await run_in_threadpool(action, context, credentials, form)
+        return await step
     except sqlite3.OperationalError as error:
         logger.error("the database refused the request: %s", error)
         raise storage_unavailable() from None
@@ -73,7 +75,11 @@ async def _handle(request: Request, endpoint: str, action: Action) -> Response:
         credentials = client_credentials(
             _single_authorization(request), form, context.settings.realm
         )
-        body = await run_with_storage(action, context, credentials, form)
+        source = client_source(
+            request.headers.getlist("x-real-ip"), request.client.host if request.client else None
+        )
+        caller = await with_storage(context.service.authenticate(credentials, source))
+        body = await with_storage(run_in_threadpool(action, context, caller, form))
     except OAuthError as error:
         context.metrics.oauth_errors.labels(endpoint, error.error, str(error.status)).inc()
         return JSONResponse(
@@ -86,36 +92,30 @@ async def _handle(request: Request, endpoint: str, action: Action) -> Response:
     return JSONResponse(body, headers=NO_STORE)
 
 
-def _issue(
-    context: AppContext, credentials: ClientCredentials | None, form: dict[str, str]
-) -> dict[str, Any]:
-    issued = context.service.issue_token(credentials, form)
+def _issue(context: AppContext, caller: Client, form: dict[str, str]) -> dict[str, Any]:
+    issued = context.service.issue_token(caller, form)
     context.metrics.tokens_issued.labels(issued.client_id).inc()
     return issued.body()
 
 
-def _introspect(
-    context: AppContext, credentials: ClientCredentials | None, form: dict[str, str]
-) -> dict[str, Any]:
-    return context.service.introspect(credentials, form)
+def _introspect(context: AppContext, caller: Client, form: dict[str, str]) -> dict[str, Any]:
+    return context.service.introspect(caller, form)
 
 
-def _revoke(
-    context: AppContext, credentials: ClientCredentials | None, form: dict[str, str]
-) -> None:
-    context.service.revoke(credentials, form)
+def _revoke(context: AppContext, caller: Client, form: dict[str, str]) -> None:
+    context.service.revoke(caller, form)
 
 
-@router.post("/oauth2/token", **openapi.TOKEN)
+@router.post(TOKEN_PATH, **openapi.TOKEN)
 async def token(request: Request) -> Response:
     return await _handle(request, "token", _issue)
 
 
-@router.post("/oauth2/introspect", **openapi.INTROSPECT)
+@router.post(INTROSPECTION_PATH, **openapi.INTROSPECT)
 async def introspect(request: Request) -> Response:
     return await _handle(request, "introspect", _introspect)
 
 
-@router.post("/oauth2/revoke", **openapi.REVOKE)
+@router.post(REVOCATION_PATH, **openapi.REVOKE)
 async def revoke(request: Request) -> Response:
     return await _handle(request, "revoke", _revoke)

@@ -64,6 +64,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         "AUTH_BOOTSTRAP_CLIENT_SECRET": BOOTSTRAP_SECRET,
         # Tests of wrong secrets share these clients; throttling has its own tests and server.
         "AUTH_MAX_AUTH_FAILURES": "1000",
+        "AUTH_MAX_SOURCE_AUTH_FAILURES": "1000",
+        "AUTH_MAX_CLIENT_AUTH_FAILURES": "1000",
     }
     server = _start_server(directory, settings, database)
     with server.http() as http:

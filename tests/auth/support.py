@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
+
+from auth_service.main import create_app
+from auth_service.settings import AuthSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -176,3 +182,15 @@ def check(http: httpx.Client, token: str | None, scope: str | None = "detect") -
 
 def introspect(http: httpx.Client, caller: Credentials, token: str) -> httpx.Response:
     return http.post("/oauth2/introspect", data={"token": token}, auth=caller.basic)
+
+
+@contextlib.asynccontextmanager
+async def in_process(
+    settings: AuthSettings, app: FastAPI | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in this process (lifespan run, real SQLite file), for tests that patch it."""
+    app = app or create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://auth") as http:
+            yield http

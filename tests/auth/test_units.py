@@ -18,16 +18,26 @@ from auth_service.db import CACHE_KIB_PER_CONNECTION, Database, PoolExhaustedErr
 from auth_service.errors import OAuthError
 from auth_service.log_config import RedactQueryString
 from auth_service.main import create_app
-from auth_service.oauth_input import client_credentials, parse_form
-from auth_service.ratelimit import FailureLimiter
+from auth_service.oauth_input import client_credentials, client_source, parse_form
+from auth_service.ratelimit import (
+    Attempt,
+    AuthLimits,
+    ClientAuthLimiter,
+    FailureLimiter,
+    Limit,
+    Refusal,
+    Wait,
+)
 from auth_service.security import ScryptParameters, hash_secret, token_digest, verify_secret
 from auth_service.settings import AuthSettings
+from auth_service.source import LOCAL, SourceAddress, parse_source_address
 from auth_service.store import Store
 from auth_service.syntax import (
     is_well_formed_bearer_token,
     parse_scope_list,
     parse_scope_parameter,
 )
+from auth_service.verification import VerificationPool
 
 
 class ManualClock:
@@ -82,12 +92,26 @@ def _basic(raw: str) -> str:
     return "Basic " + base64.b64encode(raw.encode()).decode()
 
 
-def test_basic_credentials_are_urldecoded_after_base64() -> None:
-    credentials = client_credentials(_basic("my%3Aid:pa+ss%25word"), {}, "realm")
+def test_basic_credentials_are_percent_decoded_after_base64() -> None:
+    credentials = client_credentials(_basic("my%3Aid:pa+ss%25wo%20rd%2B"), {}, "realm")
     assert credentials is not None
     assert credentials.client_id == "my:id"
-    assert credentials.client_secret == "pa ss%word"
-    assert "pa ss" not in repr(credentials)
+    # Percent-decoding, not form decoding: a raw '+' stays a '+' (curl -u, requests, authlib).
+    assert credentials.client_secret == "pa+ss%wo rd+"
+    assert "pa+ss" not in repr(credentials)
+
+
+def test_a_raw_base64_secret_in_basic_arrives_unchanged() -> None:
+    secret = "q+/Zx9k=+a/b=="
+    credentials = client_credentials(_basic(f"svc:{secret}"), {}, "realm")
+    assert credentials is not None
+    assert credentials.client_secret == secret
+
+
+def test_broken_percent_escapes_in_basic_are_refused() -> None:
+    with pytest.raises(OAuthError) as raised:
+        client_credentials(_basic("svc:abc%zz"), {}, "realm")
+    assert raised.value.error == "invalid_request"
 
 
 def test_no_credentials_at_all_is_none() -> None:
@@ -136,6 +160,126 @@ def test_failure_limiter_forgets_the_oldest_ids_beyond_its_capacity() -> None:
     assert limiter.retry_after("a") is None
     assert limiter.retry_after("b") is not None
     assert limiter.retry_after("c") is not None
+
+
+def _reserved(result: Attempt | Refusal | Wait) -> Attempt:
+    assert isinstance(result, Attempt), result
+    return result
+
+
+A, B, C = SourceAddress("192.0.2.1"), SourceAddress("192.0.2.2"), SourceAddress("192.0.2.3")
+
+
+def test_attempts_hold_their_place_while_they_are_verified() -> None:
+    limiter = ClientAuthLimiter(AuthLimits(per_client_and_source=2), ManualClock())
+    first = _reserved(limiter.reserve("svc", A))
+    second = _reserved(limiter.reserve("svc", A))
+    # Both are still being verified: a third must wait for their verdicts, not overtake them.
+    assert limiter.reserve("svc", A) == Wait(Limit.CLIENT_AND_SOURCE)
+    _reserved(limiter.reserve("svc", B))  # another address has its own count
+    limiter.failed(first)
+    limiter.failed(second)
+    refused = limiter.reserve("svc", A)
+    assert isinstance(refused, Refusal)
+    assert refused.limit is Limit.CLIENT_AND_SOURCE
+    assert refused.retry_after == pytest.approx(60.0)
+
+
+def test_a_success_lets_the_next_attempt_of_its_pair_in() -> None:
+    limiter = ClientAuthLimiter(AuthLimits(per_client_and_source=1), ManualClock())
+    first = _reserved(limiter.reserve("svc", A))
+    assert isinstance(limiter.reserve("svc", A), Wait)
+    limiter.succeeded(first)
+    _reserved(limiter.reserve("svc", A))
+
+
+def test_a_success_clears_its_pair_and_makes_the_source_known_good() -> None:
+    clock = ManualClock(100.0)
+    limits = AuthLimits(per_client_and_source=2, per_client=3, known_good_seconds=50)
+    limiter = ClientAuthLimiter(limits, clock)
+    limiter.failed(_reserved(limiter.reserve("svc", A)))  # before A was known: counts for svc
+    limiter.succeeded(_reserved(limiter.reserve("svc", A)))
+    limiter.failed(_reserved(limiter.reserve("svc", B)))
+    limiter.failed(_reserved(limiter.reserve("svc", C)))  # svc's cap: three failures
+    capped = limiter.reserve("svc", SourceAddress("192.0.2.9"))
+    assert isinstance(capped, Refusal) and capped.limit is Limit.CLIENT
+    owner = _reserved(limiter.reserve("svc", A))  # known-good: the cap doesn't apply
+    assert owner.known_good
+    limiter.cancel(owner)
+    clock.now = 151.0  # known-good has expired, the failures (window 60 s) have not
+    assert isinstance(limiter.reserve("svc", A), Refusal)
+    assert limiter.refused == {Limit.CLIENT: 2}
+
+
+def test_an_owners_success_does_not_wipe_other_addresses_failures() -> None:
+    limiter = ClientAuthLimiter(AuthLimits(per_client=2), ManualClock())
+    limiter.failed(_reserved(limiter.reserve("svc", B)))
+    limiter.succeeded(_reserved(limiter.reserve("svc", A)))
+    limiter.failed(_reserved(limiter.reserve("svc", C)))
+    assert isinstance(limiter.reserve("svc", SourceAddress("192.0.2.9")), Refusal)
+
+
+def test_the_per_source_window_spans_client_ids() -> None:
+    limiter = ClientAuthLimiter(AuthLimits(per_source=2), ManualClock())
+    limiter.failed(_reserved(limiter.reserve("a", A)))
+    limiter.failed(_reserved(limiter.reserve("b", A)))
+    refused = limiter.reserve("c", A)
+    assert isinstance(refused, Refusal) and refused.limit is Limit.SOURCE
+    _reserved(limiter.reserve("c", B))
+
+
+def test_a_cancelled_attempt_is_not_counted() -> None:
+    limiter = ClientAuthLimiter(AuthLimits(per_client_and_source=1), ManualClock())
+    limiter.cancel(_reserved(limiter.reserve("svc", A)))
+    _reserved(limiter.reserve("svc", A))
+
+
+def test_source_addresses_are_normalised() -> None:
+    assert parse_source_address(" 203.0.113.7 ") == SourceAddress("203.0.113.7")
+    assert parse_source_address("::ffff:203.0.113.7") == SourceAddress("203.0.113.7")
+    one, other = parse_source_address("2001:db8:1:2::1"), parse_source_address("2001:db8:1:2:ff::9")
+    assert one == other == SourceAddress("2001:db8:1:2::/64")  # one subscriber's /64
+    assert parse_source_address("2001:db8:1:3::1") != one
+    with pytest.raises(ValueError):
+        parse_source_address("gateway")
+
+
+def test_the_source_is_x_real_ip_else_the_peer_else_local() -> None:
+    assert client_source(["198.51.100.7"], "127.0.0.1") == SourceAddress("198.51.100.7")
+    assert client_source([], "127.0.0.1") == SourceAddress("127.0.0.1")
+    assert client_source([], None) == LOCAL
+    assert client_source(["unix:"], None) == LOCAL
+    assert client_source([], "testclient") == LOCAL
+    for headers in (["192.0.2.1", "192.0.2.2"], ["192.0.2.1, 192.0.2.2"], ["bogus"]):
+        with pytest.raises(OAuthError) as raised:
+            client_source(headers, "127.0.0.1")
+        assert (raised.value.error, raised.value.status) == ("invalid_request", 400)
+
+
+def test_the_verification_pool_gives_places_back_after_errors() -> None:
+    pool = VerificationPool(workers=1, max_pending=0)
+
+    def fail() -> None:
+        raise RuntimeError("broken hash")
+
+    async def scenario() -> None:
+        with pytest.raises(RuntimeError):
+            await pool.run(fail)
+        assert await pool.run(lambda: 42) == 42
+        assert (pool.running, pool.waiting, pool.rejected) == (0, 0, 0)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        pool.shutdown()
+
+
+def test_the_pool_starts_every_worker_at_once() -> None:
+    pool = VerificationPool(workers=3, max_pending=0)
+    names: set[str] = set()
+    pool.start(lambda: names.add(threading.current_thread().name))
+    pool.shutdown()
+    assert len(names) == 3
 
 
 # Database
