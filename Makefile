@@ -3,7 +3,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-fast test-e2e test-reliability lint format run bench clean
+.PHONY: install test test-fast test-e2e test-reliability lint format run dev-cert bench clean
 
 $(STAMP): pyproject.toml scripts/install
 	scripts/install --system --venv $(VENV)
@@ -34,6 +34,10 @@ format: $(STAMP)
 
 run: $(STAMP)  ## serve the stack on http://localhost:8080 (installs nginx when missing)
 	scripts/run --venv $(VENV)
+
+# DEV_CERT_ARGS: e.g. --name myhost --reader 10001 (scripts/dev-cert --help).
+dev-cert:  ## self-signed development CA + certificate for HTTPS in var/tls/ (docs/gateway.md, TLS)
+	scripts/dev-cert $(DEV_CERT_ARGS)
 
 bench: $(STAMP)  ## the whole-stack benchmark (10-15 min); rewrites its section of docs/benchmarks.md
 	command -v wrk >/dev/null 2>&1 || scripts/install --bench --venv $(VENV)
