@@ -19,6 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
+from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
+from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from oauthlib.oauth2 import BackendApplicationClient
 from oauthlib.oauth2.rfc6749.errors import InsecureTransportError
 from requests_oauthlib import OAuth2Session
@@ -69,10 +71,12 @@ def dev_cert(tmp_path_factory: pytest.TempPathFactory) -> DevCert:
 @pytest.fixture(scope="session")
 def tls_gateway(tmp_path_factory: pytest.TempPathFactory, dev_cert: DevCert) -> Iterator[Stack]:
     """A stack with the HTTPS listener on (and the plain one for the probes)."""
+    listen = f"127.0.0.1:{free_port()}"
     tls_env = {
         "GATEWAY_TLS_CERT": str(dev_cert.cert),
         "GATEWAY_TLS_KEY": str(dev_cert.key),
-        "GATEWAY_TLS_LISTEN": f"127.0.0.1:{free_port()}",
+        "GATEWAY_TLS_LISTEN": listen,
+        "AUTH_ISSUER": f"https://{listen}",  # the RFC 8414 issuer: the public HTTPS address
     }
     yield from running_stack(tmp_path_factory.mktemp("tls-gateway"), extra_env=tls_env)
 
@@ -494,3 +498,30 @@ def test_no_hsts_without_tls(gateway: Stack) -> None:
         assert response.status_code in (200, 401, 404)
         assert "strict-transport-security" not in response.headers
     assert gateway.token("full", "models:read")
+
+
+@slow
+def test_authlib_discovers_the_gateway_through_rfc_8414(
+    tls_gateway: Stack, dev_cert: DevCert
+) -> None:
+    """authlib reads and validates the metadata served through the gateway (it requires an https
+    issuer), then gets a token from the token endpoint the metadata names."""
+    issuer = https_url(tls_gateway)
+    with https_client(tls_gateway, dev_cert.ca) as client:
+        response = client.get("/.well-known/oauth-authorization-server")
+    assert response.status_code == 200, response.text
+    metadata = AuthorizationServerMetadata(response.json())
+    metadata.validate()
+    assert metadata["issuer"] == issuer
+    assert metadata["token_endpoint"] == f"{issuer}/oauth2/token"
+    assert "models:admin" in metadata["scopes_supported"]
+    session = AuthlibSession(
+        "full",
+        tls_gateway.secrets["full"],
+        token_endpoint_auth_method="client_secret_basic",
+        scope="detect",
+    )
+    token = session.fetch_token(
+        metadata["token_endpoint"], grant_type="client_credentials", verify=str(dev_cert.ca)
+    )
+    assert token["scope"] == "detect"
