@@ -38,8 +38,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterato
     extra_env = {
         "APP_MODELS_DIR": str(models_dir),
         "APP_POLL_INTERVAL_S": str(POLL_INTERVAL_S),
-        # The soak calls /oauth2/token at 32 connections; the rate limit is tested in tests/e2e.
+        # The soak calls /oauth2/token, /introspect and /revoke at 32 connections; the rate
+        # limits are tested in tests/e2e and by test_flood.py.
         "GATEWAY_TOKEN_RATE": "1000r/s",
+        "GATEWAY_CLIENT_AUTH_RATE": "1000r/s",
     }
     base = tmp_path_factory.mktemp("reliability")
     for started in running_stack(base, cache_seconds=2, extra_env=extra_env):

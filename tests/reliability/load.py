@@ -115,3 +115,19 @@ def program_pids(stack: Stack) -> dict[str, int]:
 
 def program_rss_kib(pids: dict[str, int]) -> dict[str, int]:
     return {program: tree_rss_kib(pid) for program, pid in pids.items()}
+
+
+def quiet_rss_kib(
+    pids: dict[str, int], settle: float = 1.0, samples: int = 8, interval: float = 0.125
+) -> dict[str, int]:
+    """Each program's RSS with no request in flight (its quiet floor): the lowest of `samples`
+    readings `interval` s apart, after `settle` s without load. Call it once the load has
+    stopped, every request answered: nothing transient, such as the 16 MiB that the auth
+    service maps for each scrypt hash in flight, is in it; everything a leak keeps is."""
+    time.sleep(settle)
+    lowest: dict[str, int] = {}
+    for _ in range(samples):
+        for program, kib in program_rss_kib(pids).items():
+            lowest[program] = min(kib, lowest.get(program, kib))
+        time.sleep(interval)
+    return lowest
