@@ -24,7 +24,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -40,10 +39,11 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from auth_service.clock import system_clock  # noqa: E402
 from auth_service.db import Database  # noqa: E402
-from auth_service.ratelimit import FailureLimiter  # noqa: E402
+from auth_service.ratelimit import AuthLimits, ClientAuthLimiter  # noqa: E402
 from auth_service.security import hash_secret, verify_secret  # noqa: E402
 from auth_service.service import AuthService, CheckOutcome  # noqa: E402
 from auth_service.store import Store  # noqa: E402
+from tests.harness import free_port  # noqa: E402
 
 CLIENT_ID = "bench"
 CLIENT_SECRET = "benchmark-client-secret-0123456789"
@@ -70,12 +70,6 @@ class PhaseResult:
     def percentile_ms(self, fraction: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1e3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -200,7 +194,7 @@ def time_in_process(database: Path, token: str) -> tuple[float, float]:
         system_clock,
         token_ttl_seconds=3600,
         realm="bench",
-        limiter=FailureLimiter(5, 60, system_clock),
+        limiter=ClientAuthLimiter(AuthLimits(), system_clock),
     )
     header = f"Bearer {token}"
     calls = 20_000

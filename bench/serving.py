@@ -39,6 +39,9 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = PROJECT_ROOT / "models"
 HOST = "127.0.0.1"
+sys.path.insert(0, str(PROJECT_ROOT))  # the shared harness, when run as a script
+from tests.harness import free_port  # noqa: E402
+
 NEWS_TEXT = (
     "The central bank raised its key interest rate by half a percentage point on Thursday, "
     "citing persistent inflation in services and a labour market that remains tight. Markets "
@@ -148,12 +151,6 @@ def measure_load(
 
 
 # -- servers ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return probe.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,12 @@ from fastapi import FastAPI
 
 from auth_service.main import create_app
 from auth_service.settings import AuthSettings
+from tests.harness import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def clean_environment(**extra: str) -> dict[str, str]:

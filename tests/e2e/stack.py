@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.harness import free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SUPERVISORD_CONF = PROJECT_ROOT / "supervisord.conf"
@@ -23,12 +25,6 @@ ALL_SCOPES = "detect,vae,classify,models:read,models:admin"
 # Started as root, scripts/gateway-exec runs the app, the auth service and nginx's workers as
 # this account (docs/gateway.md, "Privileges").
 STACK_USER = os.environ.get("GATEWAY_USER", "gateway")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def is_listening(port: int) -> bool:
