@@ -44,6 +44,7 @@ def _env_example_secret() -> str:
     ("secret", "reason"),
     [
         (PLACEHOLDER, "is the placeholder of .env.example"),
+        ("tiny-secret", "must have at least 16 characters"),
         ("aaaaaaaaaaaaaaaa", "must have at least 10 different characters"),
     ],
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,17 @@ import pytest
 from tests.e2e.stack import ALL_SCOPES, Stack, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def assert_nginx_accepts(prefix: Path) -> None:
+    """`nginx -t` on the config that scripts/gateway-exec rendered under ``prefix``."""
+    check = subprocess.run(
+        [NGINX, "-t", "-q", "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert check.returncode == 0, check.stderr
 
 
 def _require_nginx() -> None:

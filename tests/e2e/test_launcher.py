@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import NGINX
+from tests.e2e.conftest import NGINX, assert_nginx_accepts
 from tests.e2e.stack import PROJECT_ROOT, STACK_USER, grant_stack_user
 
 LAUNCHER = PROJECT_ROOT / "scripts" / "gateway-exec"
@@ -36,13 +36,7 @@ def test_nginx_config_is_valid_with_the_rendered_includes(tmp_path: Path) -> Non
     )
     assert (runtime / "auth-cache.conf").read_text() == "proxy_cache_valid 200 401 403 5s;\n"
     assert (prefix / "nginx.conf").resolve() == PROJECT_ROOT / "nginx" / "nginx.conf"
-    check = subprocess.run(
-        [NGINX, "-t", "-q", "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert check.returncode == 0, check.stderr
+    assert_nginx_accepts(prefix)
 
 
 def test_several_upstream_servers(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from oauthlib.oauth2.rfc6749.errors import InsecureTransportError
 from requests_oauthlib import OAuth2Session
 
-from tests.e2e.conftest import NGINX, running_stack
+from tests.e2e.conftest import NGINX, assert_nginx_accepts, running_stack
 from tests.e2e.stack import PROJECT_ROOT, Stack, free_port, raw_request
 
 DEV_CERT = PROJECT_ROOT / "scripts" / "dev-cert"
@@ -215,13 +215,7 @@ def test_rendered_tls_config_is_valid(tmp_path: Path, dev_cert: DevCert) -> None
     assert f"ssl_certificate {dev_cert.cert};" in tls_conf
     assert "ssl_protocols TLSv1.2 TLSv1.3;" in tls_conf
     assert "ssl_session_tickets off;" in tls_conf
-    check = subprocess.run(
-        [NGINX, "-t", "-q", "-p", f"{prefix}/", "-c", "nginx.conf", "-e", "stderr"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert check.returncode == 0, check.stderr
+    assert_nginx_accepts(prefix)
 
 
 @pytest.mark.parametrize(
