@@ -231,9 +231,17 @@ class Stack:
         )
         return result.stdout
 
-    def pid_of(self, program: str) -> int:
-        # "app  RUNNING   pid 1234, uptime 0:00:05"
-        words = self.ctl("status", program).replace(",", " ").split()
+    def pid_of(self, program: str, timeout: float = 10) -> int:
+        """The program's pid, once supervisord reports it: "app  RUNNING   pid 1234, uptime
+        0:00:05". A program stays STARTING, without a pid in that line, for its first second
+        (startsecs=1), which can still be so when the stack has just become ready."""
+        words: list[str] = []
+
+        def reported() -> bool:
+            words[:] = self.ctl("status", program).replace(",", " ").split()
+            return "pid" in words
+
+        assert wait_until(reported, timeout, interval=0.2), f"{program}: {' '.join(words)}"
         return int(words[words.index("pid") + 1])
 
     def stdout(self) -> str:
