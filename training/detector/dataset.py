@@ -16,16 +16,22 @@ apart from any training seed.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-LABELS = ("chat", "rat")
-LAYOUTS = ("seed", "hard")
-PURPOSES = {"train": 0, "validation": 1, "eval": 2}
+from training.detector.words import LABELS
+
+# `real`, `photos`, `clutter`, `lookalikes`: training.detector.real; `hard-*`: the `hard`
+# layout under one perturbation (training.detector.perturb).
+LAYOUTS = (
+    "seed", "hard", "real", "photos", "clutter", "lookalikes",
+    "hard-aug", "hard-rotate", "hard-blur", "hard-jpeg", "hard-scale",
+)  # fmt: skip
+PURPOSES = {"train": 0, "validation": 1, "eval": 2, "test": 3}
 
 SEED_CELL = 32
 SEED_GRID = 2
@@ -43,21 +49,38 @@ class Sample:
     image: Image.Image
     boxes: np.ndarray  # (N, 4) float32 pixels: x_min, y_min, x_max, y_max
     classes: np.ndarray  # (N,) int64 indices into LABELS
+    # Boxes of the other words in the image (look-alikes, text): never targets.
+    others: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
 
 
 def sample_rng(purpose: str, seed: int, layout: str, index: int) -> np.random.Generator:
     return np.random.default_rng([PURPOSES[purpose], seed, LAYOUTS.index(layout), index])
 
 
+def _maker(layout: str, purpose: str) -> Callable[[np.random.Generator], Sample]:
+    if layout == "seed":
+        return seed_sample
+    if layout == "hard":
+        return hard_sample
+    if layout.startswith("hard-"):
+        from training.detector.perturb import perturbed_hard
+
+        return functools.partial(perturbed_hard, layout.removeprefix("hard-"))
+    if layout in LAYOUTS:
+        from training.detector.real import real_sample
+
+        return lambda rng: real_sample(rng, layout, purpose)
+    raise ValueError(f"unknown layout {layout!r}; choose from {', '.join(LAYOUTS)}")
+
+
 def generate(layout: str, count: int, seed: int, purpose: str = "train") -> Iterator[Sample]:
-    make = {"seed": seed_sample, "hard": hard_sample}[layout]
+    make = _maker(layout, purpose)
     for index in range(count):
         yield make(sample_rng(purpose, seed, layout, index))
 
 
 def generate_one(layout: str, seed: int, index: int, purpose: str = "train") -> Sample:
-    make = {"seed": seed_sample, "hard": hard_sample}[layout]
-    return make(sample_rng(purpose, seed, layout, index))
+    return _maker(layout, purpose)(sample_rng(purpose, seed, layout, index))
 
 
 @functools.cache
@@ -129,9 +152,15 @@ def _overlaps(box: tuple[int, int, int, int], others: Sequence[tuple[int, int, i
 
 
 def hard_sample(
-    rng: np.random.Generator, placement_attempts: int = 30, degrade: bool = True
+    rng: np.random.Generator,
+    placement_attempts: int = 30,
+    degrade: bool = True,
+    ink: list[np.ndarray] | None = None,
 ) -> Sample:
-    """A hard-layout image; `degrade=False` skips the blur and noise (same words, same boxes)."""
+    """A hard-layout image; `degrade=False` skips the blur and noise (same words, same boxes).
+
+    `ink`, when given, receives each box's ink pixel centres (for geometric perturbations).
+    """
     width, height = (int(v) for v in rng.integers(HARD_SIDES[0], HARD_SIDES[1] + 1, 2))
     background, text_color = contrasting_colors(rng)
     image = Image.new("RGB", (width, height), background)
@@ -154,6 +183,9 @@ def hard_sample(
                 image.paste(text_color, (x, y), mask)
                 boxes.append(box)
                 classes.append(choice)
+                if ink is not None:
+                    ys, xs = np.nonzero(np.asarray(mask))
+                    ink.append(np.stack([xs + x + 0.5, ys + y + 0.5], 1).astype(np.float32))
                 break
     if not degrade:
         return _sample(image, boxes, classes)
