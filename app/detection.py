@@ -15,7 +15,8 @@ from starlette.requests import ClientDisconnect, Request
 
 from app.errors import InvalidInput, UnsupportedMediaType
 from app.images import decode_image, encode_png
-from modelkit.detection import Detection, Letterbox, postprocess, to_model_input
+from modelkit.detection import Detection, Letterbox, postprocess, read_words, to_model_input
+from modelkit.repository import LoadedModel, load_model
 
 IMAGE_FIELD = "image"
 _PALETTE = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180))
@@ -77,13 +78,44 @@ def detection_settings(metadata: dict[str, Any]) -> dict[str, Any]:
     return metadata["detection"]
 
 
+def load_reader(model: LoadedModel) -> LoadedModel | None:
+    """A reading detector's reader (the same version's `reader` signature), else None.
+
+    One intra-op thread: it runs on at most `max_proposals` small crops per image, in the
+    request's worker thread, and leaves the cores to the batched grid.
+    """
+    reader = model.metadata["detection"].get("reader")
+    if not reader:
+        return None
+    return load_model(
+        model.path.parent.parent,
+        model.name,
+        model.version,
+        runtime=model.runtime_name,
+        signature=reader["signature"],
+        threads=1,
+    )
+
+
 def decode_detections(
     grid: np.ndarray,
     prepared: PreparedImage,
     metadata: dict[str, Any],
     parameters: DetectionParameters,
+    reader: LoadedModel | None = None,
 ) -> list[Detection]:
     settings = detection_settings(metadata)
+    if reader is not None:
+        return read_words(
+            prepared.image,
+            grid,
+            prepared.placement,
+            settings,
+            reader,
+            parameters.confidence,
+            parameters.iou,
+            parameters.max_detections,
+        )
     return postprocess(
         grid,
         prepared.placement,

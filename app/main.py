@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.detection import load_reader
 from app.errors import install_error_handlers
 from app.logging import configure_logging
 from app.metrics import Metrics
@@ -27,7 +28,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
-    registry = Registry(settings, metrics, companions={"classifier": classify.load_vectorizer})
+    registry = Registry(
+        settings,
+        metrics,
+        companions={"classifier": classify.load_vectorizer, "detector": load_reader},
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -1,6 +1,12 @@
 """Detector throughput: ONNX Runtime vs the TensorFlow runtime, same version, same run.
 
     .venv/bin/python bench/detector.py [--version N] [--threads 2] [--seconds 10]
+    .venv/bin/python bench/detector.py --versions [--threads 1 --batch 4]
+
+`--versions`: the whole `detect()` path of every published version with ONNX Runtime, at the
+service's settings (one intra-op thread, the app's detector batch of 4) on held-out `photos`
+images of 256-512 pixels, versions taking turns; ratios against version 1 measured in the
+same run. A reading version's path includes its proposals, crops and reader.
 
 Times the raw model call (`LoadedModel.predict`) on letterboxed generated `hard` images at
 batch 1 and 32, then the whole `modelkit.detection.detect` path (letterbox + model + decoding +
@@ -63,7 +69,12 @@ def main() -> None:
     parser.add_argument("--version", type=int)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--versions", action="store_true", help="compare every version")
+    parser.add_argument("--batch", type=int, default=4, help="with --versions")
     args = parser.parse_args()
+    if args.versions:
+        compare_versions(args)
+        return
 
     images = [sample.image for sample in generate("hard", 32, seed=0, purpose="validation")]
     runtimes = ("onnxruntime", "tensorflow")
@@ -108,6 +119,40 @@ def main() -> None:
             / results["tensorflow", what]["images_per_s"]
         )
         print(f"ONNX Runtime / TensorFlow, {what}: {ratio:.2f}x")
+
+
+def compare_versions(args: argparse.Namespace) -> None:
+    from modelkit.repository import list_versions
+
+    threads = 1 if args.threads == os.cpu_count() else args.threads
+    images = [s.image for s in generate("photos", args.batch * 8, seed=2024, purpose="eval")]
+    batches = [images[i : i + args.batch] for i in range(0, len(images), args.batch)]
+    calls = {}
+    for version in list_versions(args.models, "detector"):
+        model = load_model(args.models, "detector", version, threads=threads)
+        reader = None
+        if model.metadata["detection"].get("reader"):
+            reader = load_model(args.models, "detector", version, signature="reader", threads=1)
+        state = {"next": 0}
+
+        def call(model=model, reader=reader, state=state) -> None:
+            chunk = batches[state["next"] % len(batches)]
+            state["next"] += 1
+            detect(chunk, model, reader=reader)
+
+        calls[f"v{version}"] = call
+    timed = time_calls(calls, args.batch, args.seconds * len(calls))
+    print(
+        f"detect() path, ONNX Runtime, {threads} intra-op thread(s), batch {args.batch}, "
+        f"held-out photos 256-512 px; load average {os.getloadavg()[0]:.2f} at the end"
+    )
+    print(f"{'version':<8} {'images/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs v1':>7}")
+    base = timed["v1"]["images_per_s"]
+    for name, r in timed.items():
+        print(
+            f"{name:<8} {r['images_per_s']:9.1f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
+            f"{r['images_per_s'] / base:6.2f}x"
+        )
 
 
 if __name__ == "__main__":

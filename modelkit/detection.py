@@ -185,6 +185,114 @@ def postprocess(
     return detections
 
 
+# --- reading detectors: a grid of word proposals, then a reader on each crop -----------------
+#
+# A reading detector's grid has one more class than its labels ("another word"). Its proposals
+# are the slots whose objectness x best target probability reaches `proposal_threshold`, after
+# class-agnostic NMS, at most `max_proposals`. Each proposal is cut from the original image
+# (`reader_crop`: the box with a margin, widened or heightened to the reader's aspect ratio,
+# grey where it leaves the image, in grey levels), and the reader returns one row per crop:
+# probabilities over (labels..., another word), then the word's box inside the crop
+# (x_min, y_min, x_max, y_max as fractions of the crop). A detection is the
+# reader's best label, scored objectness x that label's probability, in the reader's box.
+
+READER_HEIGHT, READER_WIDTH = 32, 96
+
+
+def reader_region(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """The crop around a word's box (x_min, y_min, x_max, y_max), READER_WIDTH/HEIGHT wide."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    aspect = READER_WIDTH / READER_HEIGHT
+    height = max(1.6 * h + 2.0, (1.3 * w + 0.6 * h + 4.0) / aspect)
+    width = height * aspect
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return cx - width / 2, cy - height / 2, cx + width / 2, cy + height / 2
+
+
+def reader_crop(gray: Image.Image, region: Sequence[float]) -> np.ndarray:
+    """The region of a grey-level image as uint8 (READER_HEIGHT, READER_WIDTH), grey outside."""
+    x0, y0, x1, y1 = (round(float(v)) for v in region)
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    inside = (max(x0, 0), max(y0, 0), min(x1, gray.width), min(y1, gray.height))
+    canvas = Image.new("L", (x1 - x0, y1 - y0), PAD_COLOR[0])
+    if inside[2] > inside[0] and inside[3] > inside[1]:
+        canvas.paste(gray.crop(inside), (inside[0] - x0, inside[1] - y0))
+    resized = canvas.resize((READER_WIDTH, READER_HEIGHT), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def propose(
+    grid: np.ndarray,
+    placement: Letterbox,
+    input_size: int,
+    num_labels: int,
+    threshold: float,
+    max_proposals: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A reading detector's proposals: boxes (K, 4) in original pixels and their objectness."""
+    boxes, _, _ = decode_grid(grid, input_size, 0.0)
+    cells = np.asarray(grid, dtype=np.float32).reshape(-1, grid.shape[-1])
+    objectness = cells[:, 0]
+    scores = objectness * cells[:, BOX_FIELDS : BOX_FIELDS + num_labels].max(axis=-1)
+    keep = scores >= threshold
+    boxes, scores, objectness = boxes[keep], scores[keep], objectness[keep]
+    agnostic = np.zeros(len(boxes), dtype=np.int64)
+    kept = non_max_suppression(boxes, scores, agnostic, 0.5, max_proposals)
+    original = placement.to_original(boxes[kept])
+    valid = (original[:, 2] > original[:, 0]) & (original[:, 3] > original[:, 1])
+    return original[valid], objectness[kept][valid]
+
+
+def read_words(
+    image: Image.Image,
+    grid: np.ndarray,
+    placement: Letterbox,
+    settings: dict[str, Any],
+    reader: GridModel,
+    confidence: float,
+    iou_threshold: float,
+    max_detections: int | None = None,
+) -> list[Detection]:
+    """One image's detections from a reading detector's grid and its reader."""
+    labels = settings["labels"]
+    proposals, objectness = propose(
+        grid,
+        placement,
+        int(settings["input_size"]),
+        len(labels),
+        float(settings["proposal_threshold"]),
+        int(settings["max_proposals"]),
+    )
+    if not len(proposals):
+        return []
+    gray = image.convert("L")
+    regions = np.array([reader_region(box) for box in proposals], dtype=np.float32)
+    crops = np.stack([reader_crop(gray, region) for region in regions])
+    read = reader.predict(crops[..., None].astype(np.float32) / 255.0)
+    probabilities, relative = read[:, : len(labels) + 1], read[:, len(labels) + 1 :]
+    class_ids = np.argmax(probabilities[:, : len(labels)], axis=-1)
+    scores = objectness * probabilities[np.arange(len(class_ids)), class_ids]
+    size = np.concatenate([regions[:, 2:] - regions[:, :2]] * 2, axis=1)
+    origin = np.concatenate([regions[:, :2]] * 2, axis=1)
+    boxes = origin + np.clip(relative, 0.0, 1.0) * size
+    limits = np.array([image.width, image.height] * 2, dtype=np.float32)
+    boxes = np.clip(boxes, 0.0, limits)
+    keep = scores >= confidence
+    boxes, scores, class_ids = boxes[keep], scores[keep], class_ids[keep]
+    kept = non_max_suppression(boxes, scores, class_ids, iou_threshold, max_detections)
+    return [
+        Detection(
+            label=labels[int(class_ids[i])],
+            class_id=int(class_ids[i]),
+            confidence=float(scores[i]),
+            box=tuple(round(float(v), 2) for v in boxes[i]),
+        )
+        for i in kept
+        if boxes[i][2] > boxes[i][0] and boxes[i][3] > boxes[i][1]
+    ]
+
+
 class GridModel(Protocol):
     """What `detect` needs: a LoadedModel from modelkit.repository fits."""
 
@@ -199,8 +307,13 @@ def detect(
     confidence: float | None = None,
     iou: float | None = None,
     max_detections: int | None = 100,
+    reader: GridModel | None = None,
 ) -> list[list[Detection]]:
-    """Run a detector on PIL images; thresholds default to those in the model's metadata."""
+    """Run a detector on PIL images; thresholds default to those in the model's metadata.
+
+    A reading detector (metadata `detection.reader`) needs its `reader`: the same version's
+    signature of that name.
+    """
     if not images:
         return []
     settings = model.metadata["detection"]
@@ -209,6 +322,13 @@ def detect(
     iou = settings["nms_iou_threshold"] if iou is None else iou
     batch, placements = to_model_input(images, size)
     grids = model.predict(batch)
+    if settings.get("reader"):
+        if reader is None:
+            raise ValueError("this detector reads: pass its reader signature as `reader`")
+        return [
+            read_words(image, grid, placement, settings, reader, confidence, iou, max_detections)
+            for image, grid, placement in zip(images, grids, placements, strict=True)
+        ]
     return [
         postprocess(grid, placement, size, settings["labels"], confidence, iou, max_detections)
         for grid, placement in zip(grids, placements, strict=True)

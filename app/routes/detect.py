@@ -137,7 +137,7 @@ async def detect(
         )
         (grid,) = await servable.infer(prepared.rows)
         detections = await asyncio.to_thread(
-            decode_detections, grid, prepared, servable.metadata, parameters
+            decode_detections, grid, prepared, servable.metadata, parameters, servable.companion
         )
         if format == "png":
             return png_response(

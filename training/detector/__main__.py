@@ -1,13 +1,16 @@
-"""Command line: generate data, train and export both detectors, evaluate a version.
+"""Command line: generate data, train and export the detectors, evaluate the versions.
 
-python -m training.detector generate --layout hard --count 200 --out /tmp/detector-hard
-python -m training.detector train --time-budget 56     # writes models/detector/<next>
-python -m training.detector eval --preview docs/img/detector-predictions.png
+python -m training.detector generate --layout real --count 200 --out /tmp/detector-real
+python -m training.detector train --time-budget 56     # v1 recipe: humble + one-stage grid
+python -m training.detector train-reading              # v2 recipe: proposal grid + reader
+python -m training.detector eval --tesseract           # every version side by side
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -58,29 +61,105 @@ def train_command(args: argparse.Namespace) -> None:
     print(f"published {path}")
 
 
-def eval_command(args: argparse.Namespace) -> None:
+def train_reading_command(args: argparse.Namespace) -> None:
+    from training.detector import train_reading
+
+    defaults = train_reading.ReadingConfig()
+    scale = args.scale
+    config = train_reading.ReadingConfig(
+        seed=args.seed,
+        mix={k: max(1, round(v * scale)) for k, v in defaults.mix.items()},
+        validation_mix={
+            k: max(1, round(v * min(1.0, scale * 4))) for k, v in defaults.validation_mix.items()
+        },
+        grid_epochs=args.grid_epochs,
+        reader_epochs=args.reader_epochs,
+        reader_batch_size=args.reader_batch_size,
+        grid_time_budget_minutes=args.grid_time_budget,
+        reader_time_budget_minutes=args.reader_time_budget,
+        warm_start_version=None if args.no_warm_start else args.warm_start,
+        run=args.run_name,
+        cache_dir=args.cache_dir,
+        models_dir=args.out,
+    )
+    start = time.perf_counter()
+    grid, reader, histories, seconds, copied = train_reading.train_both(config, args.resume)
+    seconds["total"] = round(time.perf_counter() - start, 1)
+    validation = train_reading.reading_data(config, "validation")
+    command = "python -m training.detector " + shlex.join(args.argv)
+    path = train_reading.publish_reading(
+        args.out, config, grid, reader, histories, seconds, validation, command,
+        eval_count=args.eval_images, warm_started_layers=copied,
+    )  # fmt: skip
+    print(f"published {path}")
+
+
+def version_detectors(models: Path, runtime: str) -> dict[str, evaluate.Detector]:
+    """Every published detector version (and v1's humble network) as a Detector."""
     from modelkit import load_model
+    from modelkit.repository import list_versions
     from training.detector.humble import humble_to_grid
 
-    detector = load_model(args.models, "detector", args.version, runtime=args.runtime)
-    humble = load_model(
-        args.models, "detector", detector.version, runtime=args.runtime, signature="humble"
-    )
-    detector_size = detector.metadata["detection"]["input_size"]
-    humble_size = humble.signature_spec["inputs"][0]["shape"][1]
+    detectors: dict[str, evaluate.Detector] = {}
+    for version in list_versions(models, "detector"):
+        grid = load_model(models, "detector", version, runtime=runtime)
+        signatures = grid.metadata["signatures"]
+        if "humble" in signatures and "humble" not in detectors:
+            humble = load_model(models, "detector", version, runtime=runtime, signature="humble")
+            size = humble.signature_spec["inputs"][0]["shape"][1]
+            detectors["humble"] = evaluate.grid_detector(
+                lambda batch, h=humble: humble_to_grid(h.predict(batch)), size
+            )
+        if grid.metadata["detection"].get("reader"):
+            reader = load_model(models, "detector", version, runtime=runtime, signature="reader")
+            detectors[f"v{version}"] = evaluate.reading_detector(grid, reader)
+        else:
+            size = grid.metadata["detection"]["input_size"]
+            detectors[f"v{version}"] = evaluate.grid_detector(grid.predict, size)
+    return detectors
+
+
+def eval_command(args: argparse.Namespace) -> None:
+    detectors = version_detectors(args.models, args.runtime)
+    if args.version:
+        keep = {f"v{v}" for v in args.version}
+        detectors = {k: v for k, v in detectors.items() if k in keep or k == "humble"}
+    if args.no_humble:
+        detectors.pop("humble", None)
+    timings: dict[str, float] = {}
     table = evaluate.evaluate(
-        {
-            "humble": (lambda batch: humble_to_grid(humble.predict(batch)), humble_size),
-            "default": (detector.predict, detector_size),
-        },
-        count=args.count,
-        confidence=detector.metadata["detection"]["confidence_threshold"],
+        detectors, count=args.count, layouts=args.sets, purpose=args.purpose, timings=timings
     )
-    print(f"detector version {detector.version} ({args.runtime}), {args.count} images per layout")
+    counts = "1,000 (seed, hard) / 500 (others)" if args.count is None else args.count
+    if args.tesseract:
+        from training.detector import tesseract
+
+        # Tesseract takes ~0.3 s an image: `--tesseract-count` scores it on the first N
+        # images of each set (the same images the others saw first).
+        ocr = {"tesseract": lambda images: tesseract.tesseract_detect(images, processes=2)}
+        table.update(
+            evaluate.evaluate(
+                ocr,
+                count=args.tesseract_count or args.count,
+                layouts=args.sets,
+                purpose=args.purpose,
+                timings=timings,
+            )
+        )
+        counts = f"{counts}; Tesseract {args.tesseract_count or counts}"
+    print(f"detectors {', '.join(detectors)} ({args.runtime}); {counts} images per set, "
+          f"purpose {args.purpose}")  # fmt: skip
+    print(evaluate.by_set(table))
+    print()
     print(evaluate.format_table(table))
+    print()
+    print("images/s in this evaluation (batches of 32, this machine's threads): " + ", ".join(
+        f"{name} {1 / max(seconds, 1e-9):.1f}" for name, seconds in timings.items()
+    ))  # fmt: skip
     if args.preview:
-        evaluate.predictions_picture(detector.predict, detector_size, args.preview)
-        print(f"predictions on held-out hard images -> {args.preview}")
+        name = list(detectors)[-1]
+        evaluate.predictions_picture(detectors[name], args.preview, layout=args.preview_set)
+        print(f"predictions of {name} on held-out {args.preview_set} images -> {args.preview}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -92,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
 
     generate = commands.add_parser("generate", help="write images, YOLO labels and a preview")
-    generate.add_argument("--layout", choices=dataset.LAYOUTS, default="hard")
+    generate.add_argument("--layout", choices=dataset.LAYOUTS, default="real")
     generate.add_argument("--count", type=int, default=100)
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--purpose", choices=sorted(dataset.PURPOSES), default="train")
@@ -125,17 +204,52 @@ def main(argv: list[str] | None = None) -> None:
     train.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
     train.set_defaults(run=train_command)
 
-    evaluation = commands.add_parser("eval", help="mAP table of a published version")
+    reading = commands.add_parser(
+        "train-reading", help="train the reading detector (grid + reader), export a version"
+    )
+    reading.add_argument("--seed", type=int, default=0)
+    reading.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of the default image counts"
+    )
+    reading.add_argument("--grid-epochs", type=int, default=3)
+    reading.add_argument("--reader-epochs", type=int, default=6)
+    reading.add_argument("--reader-batch-size", type=int, default=256)
+    reading.add_argument("--grid-time-budget", type=float, help="minutes")
+    reading.add_argument("--reader-time-budget", type=float, help="minutes")
+    reading.add_argument("--warm-start", type=int, default=1, help="detector version to start from")
+    reading.add_argument("--no-warm-start", action="store_true")
+    reading.add_argument(
+        "--run", dest="run_name", default="reading-v2", help="checkpoint folder name"
+    )
+    reading.add_argument("--resume", action="store_true", help="go on from the run's checkpoints")
+    reading.add_argument("--eval-images", type=int, help="per set (default 1,000 / 500)")
+    reading.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
+    reading.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
+    reading.set_defaults(run=train_reading_command)
+
+    evaluation = commands.add_parser("eval", help="mAP table of every published version")
     evaluation.add_argument("--models", type=Path, default=DEFAULT_MODELS_DIR)
-    evaluation.add_argument("--version", type=int)
-    evaluation.add_argument("--count", type=int, default=evaluate.EVAL_COUNT)
+    evaluation.add_argument("--version", type=int, nargs="*", help="only these versions")
+    evaluation.add_argument("--no-humble", action="store_true")
+    evaluation.add_argument("--count", type=int, help="images per set (default 1,000 / 500)")
+    evaluation.add_argument(
+        "--sets", nargs="+", choices=evaluate.EVAL_SETS, default=evaluate.EVAL_SETS
+    )
+    evaluation.add_argument(
+        "--purpose", choices=("eval", "test"), default="eval",
+        help="test: the independent test set (other photos, fonts and seeds)",
+    )  # fmt: skip
+    evaluation.add_argument("--tesseract", action="store_true", help="add the OCR baseline")
+    evaluation.add_argument("--tesseract-count", type=int, help="Tesseract's images per set")
     evaluation.add_argument(
         "--runtime", choices=("onnxruntime", "tensorflow"), default="onnxruntime"
     )
-    evaluation.add_argument("--preview", type=Path, help="draw predictions on hard images here")
+    evaluation.add_argument("--preview", type=Path, help="draw the newest version's predictions")
+    evaluation.add_argument("--preview-set", choices=evaluate.EVAL_SETS, default="photos")
     evaluation.set_defaults(run=eval_command)
 
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     args.run(args)
 
 

@@ -20,7 +20,7 @@ from modelkit.detection import letterbox_image
 from training.detector.dataset import Sample, generate_one
 
 DEFAULT_CACHE_DIR = Path(tempfile.gettempdir()) / "detector-cache"
-GENERATOR_VERSION = 1  # bump when the generator changes, so stale caches are not reused
+GENERATOR_VERSION = 2  # bump when the generator changes, so stale caches are not reused
 
 
 @dataclass
@@ -100,6 +100,93 @@ def generated(
             boxes=np.concatenate(data.boxes).reshape(-1, 4),
             classes=np.concatenate(data.classes),
             counts=np.array([len(b) for b in data.boxes]),
+        )
+        partial.rename(cache)
+    return data
+
+
+# --- the reading detector's data: letterboxed scenes with every word, and reader crops --------
+
+
+@dataclass
+class ReadingData:
+    scenes: Letterboxed  # classes 0..C-1 targets, C = another word
+    crops: np.ndarray  # (M, 32, 96) uint8 grey
+    crop_targets: np.ndarray  # (M, crops.TARGET_FIELDS) float32
+
+    def concatenate(self, other: ReadingData) -> ReadingData:
+        return ReadingData(
+            self.scenes.concatenate(other.scenes),
+            np.concatenate([self.crops, other.crops]),
+            np.concatenate([self.crop_targets, other.crop_targets]),
+        )
+
+
+def _make_reading(job: tuple[str, int, int, str, int]):
+    from training.detector.crops import training_crops
+    from training.detector.real import OTHER
+
+    layout, seed, index, purpose, size = job
+    sample = generate_one(layout, seed, index, purpose)
+    canvas, placement = letterbox_image(sample.image, size)
+    boxes = np.concatenate([placement.to_input(sample.boxes), placement.to_input(sample.others)])
+    classes = np.concatenate([sample.classes, np.full(len(sample.others), OTHER, np.int64)])
+    rng = np.random.default_rng([PURPOSES_CROPS, seed, index, len(layout)])
+    crops, targets = training_crops(sample, rng)
+    return np.asarray(canvas), boxes, classes, crops, targets
+
+
+PURPOSES_CROPS = 17  # keeps the crops' jitter apart from the scenes' generators
+
+
+def generated_reading(
+    layout: str,
+    count: int,
+    seed: int,
+    purpose: str,
+    size: int,
+    cache_dir: Path | None = DEFAULT_CACHE_DIR,
+    processes: int = 2,
+) -> ReadingData:
+    """`count` scenes of one layout for the reading detector (cached when asked)."""
+    cache = None
+    if cache_dir is not None:
+        name = f"v{GENERATOR_VERSION}-reading-{purpose}-{layout}-seed{seed}-n{count}-{size}px.npz"
+        cache = cache_dir / name
+        if cache.exists():
+            with np.load(cache) as stored:
+                split = np.cumsum(stored["counts"])[:-1]
+                return ReadingData(
+                    Letterboxed(
+                        stored["images"],
+                        np.split(stored["boxes"], split),
+                        np.split(stored["classes"], split),
+                    ),
+                    stored["crops"],
+                    stored["crop_targets"],
+                )
+    jobs = [(layout, seed, index, purpose, size) for index in range(count)]
+    if processes > 1 and count >= 64:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            parts = pool.map(_make_reading, jobs, chunksize=16)
+    else:
+        parts = [_make_reading(job) for job in jobs]
+    data = ReadingData(
+        _stack([p[:3] for p in parts], size),
+        np.concatenate([p[3] for p in parts]),
+        np.concatenate([p[4] for p in parts]),
+    )
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial.npz")
+        np.savez(
+            partial,
+            images=data.scenes.images,
+            boxes=np.concatenate(data.scenes.boxes).reshape(-1, 4),
+            classes=np.concatenate(data.scenes.classes),
+            counts=np.array([len(b) for b in data.scenes.boxes]),
+            crops=data.crops,
+            crop_targets=data.crop_targets,
         )
         partial.rename(cache)
     return data

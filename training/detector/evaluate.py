@@ -1,10 +1,13 @@
-"""mAP@0.5 (Pascal VOC, all-point interpolation), precision and recall of a detector.
+"""mAP@0.5 (Pascal VOC, all-point interpolation), precision, recall and false positives.
 
-Both models are scored the same way: letterbox each held-out image to the model's input, run
-it, decode the grid with `modelkit.detection` (confidence floor `MAP_MIN_CONFIDENCE` for the
-precision-recall curve), then match detections to ground truth of the same class greedily by
-score at IoU >= 0.5. Precision and recall are read at the model's default confidence threshold.
-The held-out images come from the generator's "eval" purpose, which training never draws from.
+Every detector is a function from PIL images to `Detections` and is scored the same way: its
+detections down to `MAP_MIN_CONFIDENCE` (for the precision-recall curve) are matched to ground
+truth of the same class greedily by score at IoU >= 0.5. Precision, recall and false positives
+per image are read at the default confidence threshold; `lookalike_fp` counts the false
+positives that sit on another word (IoU >= 0.5 with one of `Sample.others`): "chart" read as
+chat. The held-out images come from the generator's "eval" purpose (and, for the `real`
+layouts, the `eval` group of photos and fonts), which training never draws from; the
+independent test set uses purpose "test" and its own group.
 """
 
 from __future__ import annotations
@@ -15,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from modelkit.detection import box_iou, postprocess, to_model_input
+from modelkit.detection import GridModel, box_iou, detect, postprocess, to_model_input
 from training.detector.dataset import (
     LABELS,
-    LAYOUTS,
     Sample,
     contact_sheet,
     draw_boxes,
@@ -27,6 +29,11 @@ from training.detector.dataset import (
 
 EVAL_SEED = 2024
 EVAL_COUNT = 1000
+REALISTIC_COUNT = 500  # per realistic set: photos, clutter, look-alikes, perturbations
+EVAL_SETS = (
+    "seed", "hard", "photos", "clutter", "lookalikes",
+    "hard-rotate", "hard-blur", "hard-jpeg", "hard-scale",
+)  # fmt: skip
 MATCH_IOU = 0.5
 MAP_MIN_CONFIDENCE = 0.01
 CONFIDENCE_THRESHOLD = 0.3
@@ -40,6 +47,18 @@ class Detections:
     boxes: np.ndarray  # (N, 4) original pixels
     scores: np.ndarray
     classes: np.ndarray
+
+    @classmethod
+    def of(cls, found: Sequence) -> Detections:
+        """From a list of `modelkit.detection.Detection`."""
+        return cls(
+            boxes=np.array([d.box for d in found], dtype=np.float32).reshape(-1, 4),
+            scores=np.array([d.confidence for d in found], dtype=np.float32),
+            classes=np.array([d.class_id for d in found], dtype=np.int64),
+        )
+
+
+Detector = Callable[[Sequence], list[Detections]]  # PIL images -> detections per image
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -109,6 +128,38 @@ def score_detections(
     return result
 
 
+def false_positives(
+    detections: Sequence[Detections],
+    truths: Sequence[Sample],
+    confidence: float = CONFIDENCE_THRESHOLD,
+) -> dict[str, float]:
+    """False positives per image at `confidence`, all and those on another word."""
+    total = on_words = 0
+    for found, truth in zip(detections, truths, strict=True):
+        above = found.scores >= confidence
+        boxes, classes = found.boxes[above], found.classes[above]
+        hit = np.zeros(len(boxes), dtype=bool)
+        for class_id in np.unique(classes):
+            mine = np.flatnonzero(classes == class_id)
+            true_boxes = truth.boxes[truth.classes == class_id]
+            if len(true_boxes):
+                # Same rule as the AP matching: best first, one detection per word.
+                order = mine[np.argsort(-found.scores[above][mine], kind="stable")]
+                overlaps = box_iou(boxes[order], true_boxes)
+                taken = np.zeros(len(true_boxes), dtype=bool)
+                for rank, index in enumerate(order):
+                    candidates = np.where(taken, -1.0, overlaps[rank])
+                    best = int(np.argmax(candidates))
+                    if candidates[best] >= MATCH_IOU:
+                        taken[best] = hit[index] = True
+        wrong = ~hit
+        total += int(wrong.sum())
+        if len(truth.others) and wrong.any():
+            on_words += int((box_iou(boxes[wrong], truth.others).max(axis=1) >= MATCH_IOU).sum())
+    images = max(1, len(truths))
+    return {"fp_per_image": total / images, "lookalike_fp": on_words / images}
+
+
 def run_detector(
     predict: Predict,
     images: Sequence,
@@ -125,65 +176,113 @@ def run_detector(
             detections = postprocess(
                 grid, placement, input_size, LABELS, confidence, iou_threshold, max_detections=100
             )
-            found.append(
-                Detections(
-                    boxes=np.array([d.box for d in detections], dtype=np.float32).reshape(-1, 4),
-                    scores=np.array([d.confidence for d in detections], dtype=np.float32),
-                    classes=np.array([d.class_id for d in detections], dtype=np.int64),
-                )
-            )
+            found.append(Detections.of(detections))
     return found
 
 
-def held_out(layout: str, count: int = EVAL_COUNT) -> list[Sample]:
-    return list(generate(layout, count, EVAL_SEED, purpose="eval"))
+def grid_detector(predict: Predict, input_size: int) -> Detector:
+    """A one-stage grid model (v1, humble) as a Detector."""
+    return lambda images: run_detector(predict, images, input_size)
+
+
+def reading_detector(grid: GridModel, reader: GridModel, batch_size: int = 32) -> Detector:
+    """A reading detector (grid + reader) as a Detector, through the serving code."""
+
+    def run(images: Sequence) -> list[Detections]:
+        found = []
+        for start in range(0, len(images), batch_size):
+            chunk = list(images[start : start + batch_size])
+            for detections in detect(
+                chunk, grid, confidence=MAP_MIN_CONFIDENCE, reader=reader, max_detections=100
+            ):
+                found.append(Detections.of(detections))
+        return found
+
+    return run
+
+
+def held_out(layout: str, count: int = EVAL_COUNT, purpose: str = "eval") -> list[Sample]:
+    return list(generate(layout, count, EVAL_SEED, purpose=purpose))
 
 
 def evaluate(
-    models: dict[str, tuple[Predict, int]],
-    count: int = EVAL_COUNT,
-    layouts: Sequence[str] = LAYOUTS,
+    models: dict[str, Detector],
+    count: int | None = None,
+    layouts: Sequence[str] = EVAL_SETS,
     confidence: float = CONFIDENCE_THRESHOLD,
+    purpose: str = "eval",
+    timings: dict[str, float] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """{model: {layout: metrics}} for models given as (predict, input size)."""
+    """{model: {layout: metrics}}; `count` images per set (default: 1,000 for `seed` and
+    `hard`, 500 for the realistic sets). `timings` receives each model's seconds per image."""
+    import time
+
     table: dict[str, dict[str, dict[str, float]]] = {name: {} for name in models}
+    seconds = dict.fromkeys(models, 0.0)
+    images_seen = 0
     for layout in layouts:
-        samples = held_out(layout, count)
+        default = EVAL_COUNT if layout in ("seed", "hard") else REALISTIC_COUNT
+        samples = held_out(layout, count or default, purpose)
         images = [sample.image for sample in samples]
-        for name, (predict, input_size) in models.items():
-            detections = run_detector(predict, images, input_size)
-            table[name][layout] = score_detections(detections, samples, confidence)
+        images_seen += len(images)
+        for name, detector in models.items():
+            start = time.perf_counter()
+            detections = detector(images)
+            seconds[name] += time.perf_counter() - start
+            metrics = score_detections(detections, samples, confidence)
+            metrics.update(false_positives(detections, samples, confidence))
+            table[name][layout] = metrics
+    if timings is not None:
+        timings.update({name: value / max(1, images_seen) for name, value in seconds.items()})
     return table
 
 
 def format_table(table: dict[str, dict[str, dict[str, float]]]) -> str:
-    """A Markdown table: one row per model and layout."""
+    """A Markdown table: one row per model and set."""
     lines = [
-        "| model | layout | mAP@0.5 | AP chat | AP rat | precision | recall |",
-        "|---|---|---|---|---|---|---|",
+        "| model | set | mAP@0.5 | AP chat | AP rat | precision | recall | FP/image | "
+        "FP on other words/image |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, layouts in table.items():
         for layout, m in layouts.items():
             lines.append(
                 f"| `{name}` | `{layout}` | {m['map50']:.4f} | {m.get('ap_chat', 0):.4f} | "
-                f"{m.get('ap_rat', 0):.4f} | {m['precision']:.4f} | {m['recall']:.4f} |"
+                f"{m.get('ap_rat', 0):.4f} | {m['precision']:.4f} | {m['recall']:.4f} | "
+                f"{m.get('fp_per_image', 0):.2f} | {m.get('lookalike_fp', 0):.3f} |"
             )
     return "\n".join(lines)
 
 
+def by_set(table: dict[str, dict[str, dict[str, float]]], key: str = "map50") -> str:
+    """A compact Markdown table: one row per set, one column per model."""
+    names = list(table)
+    layouts = list(next(iter(table.values())))
+    lines = ["| set | " + " | ".join(f"`{n}`" for n in names) + " |"]
+    lines.append("|---|" + "---|" * len(names))
+    for layout in layouts:
+        cells = " | ".join(f"{table[n][layout][key]:.3f}" for n in names)
+        lines.append(f"| `{layout}` | {cells} |")
+    return "\n".join(lines)
+
+
 def predictions_picture(
-    predict: Predict,
-    input_size: int,
+    detector: Detector,
     path: Path,
     count: int = 6,
     confidence: float = CONFIDENCE_THRESHOLD,
     columns: int = 3,
+    layout: str = "hard",
 ) -> Path:
-    """Detections drawn on the first `count` held-out `hard` images."""
-    samples = held_out("hard", count)
-    found = run_detector(predict, [s.image for s in samples], input_size, confidence)
+    """Detections at `confidence` drawn on the first `count` held-out images of `layout`."""
+    samples = held_out(layout, count)
+    found = detector([s.image for s in samples])
     tiles = []
     for sample, detections in zip(samples, found, strict=True):
+        keep = detections.scores >= confidence
+        detections = Detections(
+            detections.boxes[keep], detections.scores[keep], detections.classes[keep]
+        )
         scale = max(1, 384 // max(sample.image.size))
         tiles.append(
             draw_boxes(sample.image, detections.boxes, detections.classes, detections.scores, scale)

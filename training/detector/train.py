@@ -266,15 +266,19 @@ def publish(
         )
         run_detector = onnx_predictor(version.path / "model.onnx")
         run_humble = onnx_predictor(version.path / "humble.onnx")
+        default = evaluate.grid_detector(run_detector, size)
         table = evaluate.evaluate(
             {
-                "humble": (lambda batch: humble_to_grid(run_humble(batch)), HUMBLE_SIZE),
-                "default": (run_detector, size),
+                "humble": evaluate.grid_detector(
+                    lambda batch: humble_to_grid(run_humble(batch)), HUMBLE_SIZE
+                ),
+                "default": default,
             },
             count=eval_count,
+            layouts=("seed", "hard"),
         )
         print(evaluate.format_table(table))
-        evaluate.predictions_picture(run_detector, size, version.path / "predictions-hard.png")
+        evaluate.predictions_picture(default, version.path / "predictions-hard.png")
         for name, history in histories.items():
             plot_history(history, version.path / f"curves-{name}.png", f"detector: {name}")
         version.metadata.update(

@@ -1,0 +1,112 @@
+"""The reading detector: crops, the reader's training crops, the model pieces, a smoke run."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modelkit.detection import (
+    PAD_COLOR,
+    READER_HEIGHT,
+    READER_WIDTH,
+    box_iou,
+    reader_crop,
+    reader_region,
+)
+from training.detector.crops import READER_CLASSES, TARGET_FIELDS, training_crops
+from training.detector.dataset import generate, sample_rng
+
+
+@pytest.mark.parametrize("box", [(10, 10, 50, 30), (0, 0, 200, 20), (5, 5, 12, 40)])
+def test_reader_region_has_the_readers_shape_and_holds_the_box_with_a_margin(box):
+    x0, y0, x1, y1 = reader_region(box)
+    assert (x1 - x0) / (y1 - y0) == pytest.approx(READER_WIDTH / READER_HEIGHT)
+    assert x0 < box[0] and y0 < box[1] and x1 > box[2] and y1 > box[3]
+
+
+def test_reader_crop_is_grey_outside_the_image():
+    image = Image.new("L", (40, 20), 0)
+    crop = reader_crop(image, (-40, -10, 80, 30))
+    assert crop.shape == (READER_HEIGHT, READER_WIDTH) and crop.dtype == np.uint8
+    assert crop[0, 0] == PAD_COLOR[0] and crop[READER_HEIGHT // 2, READER_WIDTH // 2] == 0
+
+
+def test_training_crops_label_targets_by_iou_and_their_boxes_map_back():
+    samples = list(generate("photos", 6, seed=11))
+    rows_seen = 0
+    for index, sample in enumerate(samples):
+        crops, rows = training_crops(sample, np.random.default_rng(index))
+        assert crops.shape[1:] == (READER_HEIGHT, READER_WIDTH) and rows.shape[1] == TARGET_FIELDS
+        assert np.allclose(rows[:, :READER_CLASSES].sum(axis=1), 1.0)
+        positive = rows[:, -1] == 1
+        assert (np.argmax(rows[positive, :READER_CLASSES], axis=1) < READER_CLASSES - 1).all()
+        assert (rows[~positive, READER_CLASSES - 1] == 1).all()  # the rest is "other"
+        rows_seen += positive.sum()
+        for row in rows[positive]:
+            box = row[READER_CLASSES:-1]
+            assert ((box >= 0) & (box <= 1)).all() and box[2] > box[0] and box[3] > box[1]
+    assert rows_seen > 0
+
+
+def test_reader_outputs_probabilities_and_a_box():
+    from training.detector.reading import build_reader, reader_loss
+
+    reader = build_reader()
+    out = reader.predict(np.random.default_rng(0).random((3, 32, 96, 1)), verbose=0)
+    assert out.shape == (3, READER_CLASSES + 4)
+    assert np.allclose(out[:, :READER_CLASSES].sum(axis=1), 1.0, atol=1e-5)
+    target = np.zeros((3, TARGET_FIELDS), np.float32)
+    target[:, 0] = 1
+    target[:, READER_CLASSES:-1] = [0.2, 0.2, 0.8, 0.8]
+    with_box = target.copy()
+    with_box[:, -1] = 1
+    assert np.all(np.asarray(reader_loss(with_box, out)) > np.asarray(reader_loss(target, out)))
+
+
+def test_warm_start_copies_every_layer_but_the_head():
+    from training.detector.model import build_detector
+    from training.detector.reading import warm_start
+
+    previous = build_detector(64, 8, 2, 2)
+    model = build_detector(64, 8, 2, 3)
+    copied = warm_start(model, previous)
+    assert copied == sum(1 for layer in previous.layers if layer.get_weights()) - 1
+    assert np.array_equal(model.layers[1].get_weights()[0], previous.layers[1].get_weights()[0])
+
+
+@pytest.mark.slow
+def test_train_reading_smoke_publishes_a_version_that_serves(tmp_path):
+    import shutil
+
+    from modelkit import load_model
+    from modelkit.detection import detect
+    from training.detector.__main__ import main
+
+    models = tmp_path / "models"
+    shutil.copytree("models/detector/1", models / "detector" / "1")  # warm start from v1
+    main([
+        "train-reading", "--scale", "0.004", "--grid-epochs", "1", "--reader-epochs", "1",
+        "--eval-images", "2", "--cache-dir", str(tmp_path / "cache"), "--out", str(models),
+        "--warm-start", "1",
+    ])  # fmt: skip
+    metadata = json.loads((models / "detector" / "2" / "metadata.json").read_text())
+    assert metadata["detection"]["reader"]["signature"] == "reader"
+    assert set(metadata["signatures"]) == {"serving_default", "reader"}
+    assert "photos" in metadata["metrics"]["eval"] and "lookalikes" in metadata["metrics"]["eval"]
+    assert metadata["hyperparameters"]["warm_started_layers"] > 0
+    assert metadata["training_command"].startswith("python -m training.detector train-reading")
+    grid = load_model(models, "detector", 2)
+    reader = load_model(models, "detector", 2, signature="reader")
+    image = next(generate("photos", 1, seed=0, purpose="eval")).image
+    (found,) = detect([image], grid, reader=reader, confidence=0.0)
+    assert isinstance(found, list)
+    with pytest.raises(ValueError, match="reader"):
+        detect([image], grid)
+
+
+def test_scene_rng_is_per_purpose():
+    a = sample_rng("eval", 1, "photos", 0).random()
+    b = sample_rng("test", 1, "photos", 0).random()
+    assert a != b
+    assert box_iou(np.array([[0, 0, 2, 2]]), np.array([[1, 1, 3, 3]]))[0, 0] == pytest.approx(1 / 7)
