@@ -75,3 +75,52 @@ def test_a_box_below_the_match_iou_is_a_miss():
     detections = [found([[10, 0, 30, 10]], [0.9], [0])]  # IoU 100/300
     result = score_detections(detections, truths, confidence=0.5)
     assert result["map50"] == 0.0 and result["recall"] == 0.0 and result["precision"] == 0.0
+
+
+def _truth_detector(layout_samples):
+    """A detector that answers each image's ground truth, plus each other word read as chat."""
+    from training.detector.evaluate import Detections
+
+    def run(images, with_others=False):
+        found = []
+        for image in images:
+            sample = layout_samples[id(image)]
+            boxes, classes = sample.boxes, sample.classes
+            if with_others:
+                boxes = np.concatenate([boxes, sample.others])
+                classes = np.concatenate([classes, np.zeros(len(sample.others), np.int64)])
+            found.append(Detections(boxes, np.ones(len(boxes), np.float32), classes))
+        return found
+
+    return run
+
+
+def test_the_realistic_sets_score_a_perfect_detector_and_count_lookalike_hits(monkeypatch):
+    from training.detector import evaluate
+
+    samples_by_image = {}
+    original = evaluate.held_out
+
+    def remembering(layout, count=evaluate.EVAL_COUNT, purpose="eval"):
+        samples = original(layout, count, purpose)
+        samples_by_image.update({id(s.image): s for s in samples})
+        return samples
+
+    monkeypatch.setattr(evaluate, "held_out", remembering)
+    truth = _truth_detector(samples_by_image)
+    sets = ("photos", "clutter", "lookalikes", "hard-rotate", "hard-scale")
+    table = evaluate.evaluate(
+        {"perfect": truth, "reads-others-as-chat": lambda ims: truth(ims, with_others=True)},
+        count=3,
+        layouts=sets,
+    )
+    for layout in sets:
+        perfect = table["perfect"][layout]
+        assert perfect["fp_per_image"] == 0 and perfect["lookalike_fp"] == 0
+        assert perfect["recall"] == 1.0
+    assert table["reads-others-as-chat"]["lookalikes"]["lookalike_fp"] > 0
+    assert table["reads-others-as-chat"]["clutter"]["fp_per_image"] >= (
+        table["reads-others-as-chat"]["clutter"]["lookalike_fp"]
+    )
+    assert "| `perfect` | `photos` |" in evaluate.format_table(table)
+    assert evaluate.by_set(table).count("\n") == len(sets) + 1
