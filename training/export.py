@@ -135,6 +135,7 @@ class VersionWriter:
         inputs: list[dict[str, Any]],
         outputs: list[dict[str, Any]],
         sample_inputs: np.ndarray,
+        tolerance: float = PARITY_TOLERANCE,
     ) -> float:
         """Save `model` as `<stem>.keras` and `<stem>.onnx`, parity-checked, under `signature`.
 
@@ -148,13 +149,17 @@ class VersionWriter:
         model.save(keras_path)
         export_onnx(model, onnx_path, input_spec)
         sample_inputs = np.asarray(sample_inputs, dtype=input_spec["dtype"])
-        difference = check_parity(model, onnx_path, sample_inputs)
+        difference = check_parity(model, onnx_path, sample_inputs, tolerance)
         self.metadata["signatures"][signature] = {
             "keras": keras_path.name,
             "onnx": onnx_path.name,
             "inputs": inputs,
             "outputs": outputs,
-            "parity": {"samples": len(sample_inputs), "max_abs_difference": difference},
+            "parity": {
+                "samples": len(sample_inputs),
+                "max_abs_difference": difference,
+                "tolerance": tolerance,
+            },
         }
         return difference
 

@@ -41,10 +41,15 @@ def multipart(data: bytes, name: str = "image") -> dict[str, Any]:
     return {"files": {name: ("upload.bin", data, "application/octet-stream")}}
 
 
-def direct_answer(models_root: Path, data: bytes, **parameters: Any) -> list[dict[str, Any]]:
+def direct_answer(
+    models_root: Path, data: bytes, version: int | None = None, **parameters: Any
+) -> list[dict[str, Any]]:
     """What modelkit's one-call helper finds in the same image, shaped as the route shapes it."""
-    model = load_model(models_root, "detector")
-    (found,) = detect([decode_image(data, 10**8)], model, **parameters)
+    model = load_model(models_root, "detector", version)
+    reader = None
+    if model.metadata["detection"].get("reader"):  # a reading detector: its reader too
+        reader = load_model(models_root, "detector", model.version, signature="reader")
+    (found,) = detect([decode_image(data, 10**8)], model, reader=reader, **parameters)
     return [
         {
             "label": d.label,
@@ -87,6 +92,15 @@ async def test_default_thresholds_come_from_metadata(models_root: Path) -> None:
     async with serving(**ONLY_DETECTOR) as (client, _):
         answer = await client.post("/detect", **multipart(data))
     assert answer.json()["detections"] == direct_answer(models_root, data, max_detections=100)
+
+
+async def test_a_pinned_one_stage_version_is_served_without_a_reader(models_root: Path) -> None:
+    data = encoded(scene(2), "PNG")
+    pinned = {"detector": {"version": 1}}
+    async with serving(**ONLY_DETECTOR, model_settings=pinned) as (client, app):
+        answer = await client.post("/detect", **multipart(data))
+    assert answer.json()["model"] == {"name": "detector", "version": 1}
+    assert answer.json()["detections"] == direct_answer(models_root, data, 1, max_detections=100)
 
 
 async def test_max_detections_caps_the_answer() -> None:

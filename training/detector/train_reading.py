@@ -342,6 +342,10 @@ def publish_reading(
                       "shape": [None, cells, cells, config.boxes_per_cell, fields],
                       "meaning": "word proposals; read with modelkit.detection.read_words"}],
             sample_inputs=scenes.astype(np.float32) / 255.0,
+            # Its outputs are probabilities read against thresholds of 0.02 and 0.3: float32
+            # reordering in ONNX Runtime's fused convolutions reaches ~1e-5 on this deeper
+            # fine-tuned grid, which changes no decision.
+            tolerance=5e-5,
         )  # fmt: skip
         writer.export(
             reader,
@@ -400,7 +404,6 @@ def publish_reading(
     timings: dict[str, float] = {}
     table = evaluate.evaluate({"v2": detector}, count=eval_count, timings=timings)
     print(evaluate.format_table(table))
-    evaluate.predictions_picture(detector, path / "predictions-photos.png", layout="photos")
     metadata = json.loads((path / "metadata.json").read_text())
     metadata["metrics"] = {
         "eval": table["v2"],
