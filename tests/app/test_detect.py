@@ -97,7 +97,7 @@ async def test_default_thresholds_come_from_metadata(models_root: Path) -> None:
 async def test_a_pinned_one_stage_version_is_served_without_a_reader(models_root: Path) -> None:
     data = encoded(scene(2), "PNG")
     pinned = {"detector": {"version": 1}}
-    async with serving(**ONLY_DETECTOR, model_settings=pinned) as (client, app):
+    async with serving(**ONLY_DETECTOR, model_settings=pinned) as (client, _):
         answer = await client.post("/detect", **multipart(data))
     assert answer.json()["model"] == {"name": "detector", "version": 1}
     assert answer.json()["detections"] == direct_answer(models_root, data, 1, max_detections=100)
