@@ -119,8 +119,9 @@ def test_the_realistic_sets_score_a_perfect_detector_and_count_lookalike_hits(mo
         assert perfect["fp_per_image"] == 0 and perfect["lookalike_fp"] == 0
         assert perfect["recall"] == 1.0
     assert table["reads-others-as-chat"]["lookalikes"]["lookalike_fp"] > 0
-    assert table["reads-others-as-chat"]["clutter"]["fp_per_image"] >= (
-        table["reads-others-as-chat"]["clutter"]["lookalike_fp"]
+    assert (
+        table["reads-others-as-chat"]["clutter"]["fp_per_image"]
+        >= (table["reads-others-as-chat"]["clutter"]["lookalike_fp"])
     )
     assert "| `perfect` | `photos` |" in evaluate.format_table(table)
     assert evaluate.by_set(table).count("\n") == len(sets) + 1
