@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from training.detector.dataset import Sample, hard_sample
-from training.detector.real import _apply, _homography, jpeg, warp
+from training.detector.real import homography, jpeg, transform_points, warp
 
 PERTURBATIONS = ("rotate", "blur", "jpeg", "scale", "aug")
 MAX_ANGLE = 15.0
@@ -28,11 +28,11 @@ def rotate(sample: Sample, ink: list[np.ndarray], angle: float) -> Sample:
         [np.asarray(image)[[0, -1]].reshape(-1, 3), np.asarray(image)[:, [0, -1]].reshape(-1, 3)]
     )
     fill = tuple(int(v) for v in np.median(border, axis=0))
-    matrix = _homography(np.random.default_rng(0), image.width, image.height, angle, False)
+    matrix = homography(np.random.default_rng(0), image.width, image.height, angle, False)
     turned, offset = warp(image, matrix, fill=fill)
     boxes = []
     for points in ink:
-        moved = _apply(matrix, points) - offset.astype(np.float32)
+        moved = transform_points(matrix, points) - offset.astype(np.float32)
         x0, y0 = np.floor(moved.min(axis=0))
         x1, y1 = np.floor(moved.max(axis=0)) + 1
         boxes.append((x0, y0, x1, y1))

@@ -201,7 +201,7 @@ def pick_word(rng: np.random.Generator, target_share: float, lookalike_share: fl
     return pool[int(rng.integers(len(pool)))]
 
 
-def _homography(
+def homography(
     rng: np.random.Generator, width: float, height: float, angle: float, distort: bool = True
 ) -> np.ndarray:
     """Rotation by `angle` degrees about the patch centre, with a little slant and perspective."""
@@ -218,7 +218,7 @@ def _homography(
     return rotate @ shear @ centre
 
 
-def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     homogeneous = np.concatenate([points, np.ones((len(points), 1))], axis=1) @ matrix.T
     return (homogeneous[:, :2] / homogeneous[:, 2:]).astype(np.float32)
 
@@ -253,9 +253,9 @@ def word_shape(
     origin = (pad - left, pad - top)
     mask = Image.new("L", size, 0)
     ImageDraw.Draw(mask).text(origin, text, fill=255, font=font, stroke_width=stroke)
-    matrix = _homography(rng, size[0], size[1], angle)
+    matrix = homography(rng, size[0], size[1], angle)
     _, offset, extent = _warp_geometry(size, matrix)
-    points = _apply(matrix, _ink_points(mask, (0, 0))) - offset.astype(np.float32)
+    points = transform_points(matrix, _ink_points(mask, (0, 0))) - offset.astype(np.float32)
     return Shape(text, font, stroke, rng.random() < 0.15, origin, size, matrix, points, extent)
 
 
@@ -433,7 +433,7 @@ def paragraph(
     block_x = int(rng.integers(max(1, width - block_w + 1)))
     block_y = int(rng.integers(max(1, height - block_h + 1)))
     angle = _random_angle(rng, 8.0) if rng.random() < 0.4 else 0.0
-    matrix = _homography(rng, block_w, block_h, angle, distort=False)
+    matrix = homography(rng, block_w, block_h, angle, distort=False)
     _, offset, _ = _warp_geometry((block_w, block_h), matrix)
     shift = np.array([block_x, block_y], np.float32) - offset.astype(np.float32)
     boxes = [p.box() for p in placed]
@@ -441,7 +441,7 @@ def paragraph(
     for _, _, word in entries:
         if word is None:
             continue
-        word.points = _apply(matrix, word.points) + shift
+        word.points = transform_points(matrix, word.points) + shift
         box = word.box()
         inside = box[0] >= 0 and box[1] >= 0 and box[2] <= width and box[3] <= height
         if inside and not _overlapping(box, boxes, 2.0):
