@@ -77,7 +77,8 @@ def test_app_killed_mid_load_errors_stop_within_2_seconds(stack: Stack, token: s
     assert stack.pid_of("app") != old_pid
     errors = [(at, route, what) for at, route, what in tally.failures if at >= killed]
     assert tally.total > 50
-    assert all("upstream_unavailable" in what for _, _, what in errors), errors[:10]
+    others = [error for error in errors if "upstream_unavailable" not in error[2]]
+    assert not others, (len(errors), others[:10])
     last = max((at for at, _, _ in errors), default=ready)
     print(f"app back {ready - killed:.2f} s after the kill; last error {last - ready:+.2f} s")
     assert last - ready < ERRORS_STOP_WITHIN_SECONDS, (ready - killed, last - ready, len(errors))
