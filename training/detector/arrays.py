@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,52 @@ def _make(job: tuple[str, int, int, str, int]) -> tuple[np.ndarray, np.ndarray, 
     return letterbox_sample(generate_one(layout, seed, index, purpose), size)
 
 
+def _to_arrays(data: Letterboxed) -> dict[str, np.ndarray]:
+    return {
+        "images": data.images,
+        "boxes": np.concatenate(data.boxes).reshape(-1, 4),
+        "classes": np.concatenate(data.classes),
+        "counts": np.array([len(b) for b in data.boxes]),
+    }
+
+
+def _from_arrays(stored) -> Letterboxed:
+    split = np.cumsum(stored["counts"])[:-1]
+    return Letterboxed(
+        stored["images"], np.split(stored["boxes"], split), np.split(stored["classes"], split)
+    )
+
+
+def _build_cached(
+    cache: Path | None,
+    make: Callable,
+    jobs: list,
+    processes: int,
+    pool_from: int,
+    assemble: Callable[[list], dict[str, np.ndarray]],
+) -> dict[str, np.ndarray]:
+    """The arrays stored in `cache`, or made from `jobs` (in worker processes) and stored."""
+    if cache is not None and cache.exists():
+        with np.load(cache) as stored:
+            return {key: stored[key] for key in stored.files}
+    if processes > 1 and len(jobs) >= pool_from:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            parts = pool.map(make, jobs, chunksize=max(1, pool_from // 4))
+    else:
+        parts = [make(job) for job in jobs]
+    arrays = assemble(parts)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(".partial.npz")
+        np.savez(partial, **arrays)
+        partial.rename(cache)
+    return arrays
+
+
+def _cache_path(cache_dir: Path | None, name: str) -> Path | None:
+    return None if cache_dir is None else cache_dir / name
+
+
 def generated(
     layout: str,
     count: int,
@@ -72,37 +118,17 @@ def generated(
     processes: int = 2,
 ) -> Letterboxed:
     """`count` generated images of one layout, letterboxed to `size` (cached when asked)."""
-    cache = None
-    if cache_dir is not None:
-        name = f"v{GENERATOR_VERSION}-{purpose}-{layout}-seed{seed}-n{count}-{size}px.npz"
-        cache = cache_dir / name
-        if cache.exists():
-            with np.load(cache) as stored:
-                split = np.cumsum(stored["counts"])[:-1]
-                return Letterboxed(
-                    stored["images"],
-                    np.split(stored["boxes"], split),
-                    np.split(stored["classes"], split),
-                )
+    name = f"v{GENERATOR_VERSION}-{purpose}-{layout}-seed{seed}-n{count}-{size}px.npz"
     jobs = [(layout, seed, index, purpose, size) for index in range(count)]
-    if processes > 1 and count >= 256:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            parts = pool.map(_make, jobs, chunksize=64)
-    else:
-        parts = [_make(job) for job in jobs]
-    data = _stack(parts, size)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
-        np.savez(
-            partial,
-            images=data.images,
-            boxes=np.concatenate(data.boxes).reshape(-1, 4),
-            classes=np.concatenate(data.classes),
-            counts=np.array([len(b) for b in data.boxes]),
-        )
-        partial.rename(cache)
-    return data
+    arrays = _build_cached(
+        _cache_path(cache_dir, name),
+        _make,
+        jobs,
+        processes,
+        256,
+        lambda parts: _to_arrays(_stack(parts, size)),
+    )
+    return _from_arrays(arrays)
 
 
 # --- the reading detector's data: letterboxed scenes with every word, and reader crops --------
@@ -149,44 +175,17 @@ def generated_reading(
     processes: int = 2,
 ) -> ReadingData:
     """`count` scenes of one layout for the reading detector (cached when asked)."""
-    cache = None
-    if cache_dir is not None:
-        name = f"v{GENERATOR_VERSION}-reading-{purpose}-{layout}-seed{seed}-n{count}-{size}px.npz"
-        cache = cache_dir / name
-        if cache.exists():
-            with np.load(cache) as stored:
-                split = np.cumsum(stored["counts"])[:-1]
-                return ReadingData(
-                    Letterboxed(
-                        stored["images"],
-                        np.split(stored["boxes"], split),
-                        np.split(stored["classes"], split),
-                    ),
-                    stored["crops"],
-                    stored["crop_targets"],
-                )
+
+    def assemble(parts: list) -> dict[str, np.ndarray]:
+        return {
+            **_to_arrays(_stack([p[:3] for p in parts], size)),
+            "crops": np.concatenate([p[3] for p in parts]),
+            "crop_targets": np.concatenate([p[4] for p in parts]),
+        }
+
+    name = f"v{GENERATOR_VERSION}-reading-{purpose}-{layout}-seed{seed}-n{count}-{size}px.npz"
     jobs = [(layout, seed, index, purpose, size) for index in range(count)]
-    if processes > 1 and count >= 64:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            parts = pool.map(_make_reading, jobs, chunksize=16)
-    else:
-        parts = [_make_reading(job) for job in jobs]
-    data = ReadingData(
-        _stack([p[:3] for p in parts], size),
-        np.concatenate([p[3] for p in parts]),
-        np.concatenate([p[4] for p in parts]),
+    arrays = _build_cached(
+        _cache_path(cache_dir, name), _make_reading, jobs, processes, 64, assemble
     )
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(".partial.npz")
-        np.savez(
-            partial,
-            images=data.scenes.images,
-            boxes=np.concatenate(data.scenes.boxes).reshape(-1, 4),
-            classes=np.concatenate(data.scenes.classes),
-            counts=np.array([len(b) for b in data.scenes.boxes]),
-            crops=data.crops,
-            crop_targets=data.crop_targets,
-        )
-        partial.rename(cache)
-    return data
+    return ReadingData(_from_arrays(arrays), arrays["crops"], arrays["crop_targets"])
