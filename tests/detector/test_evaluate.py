@@ -95,7 +95,9 @@ def _truth_detector(layout_samples):
     return run
 
 
-def test_the_realistic_sets_score_a_perfect_detector_and_count_lookalike_hits(monkeypatch):
+@pytest.fixture
+def samples_by_image(monkeypatch):
+    """Every held-out sample the evaluation generates, by its image's id (filled as it goes)."""
     from training.detector import evaluate
 
     samples_by_image = {}
@@ -107,6 +109,12 @@ def test_the_realistic_sets_score_a_perfect_detector_and_count_lookalike_hits(mo
         return samples
 
     monkeypatch.setattr(evaluate, "held_out", remembering)
+    return samples_by_image
+
+
+def test_the_realistic_sets_score_a_perfect_detector_and_count_lookalike_hits(samples_by_image):
+    from training.detector import evaluate
+
     truth = _truth_detector(samples_by_image)
     sets = ("photos", "clutter", "lookalikes", "hard-rotate", "hard-scale")
     table = evaluate.evaluate(
@@ -125,3 +133,27 @@ def test_the_realistic_sets_score_a_perfect_detector_and_count_lookalike_hits(mo
     )
     assert "| `perfect` | `photos` |" in evaluate.format_table(table)
     assert evaluate.by_set(table).count("\n") == len(sets) + 1
+
+
+def test_each_model_is_read_at_its_own_threshold(samples_by_image):
+    from training.detector import evaluate
+
+    def unsure_about_others(images):  # the targets at 1.0, every other word as chat at 0.35
+        found = []
+        for image in images:
+            sample = samples_by_image[id(image)]
+            boxes = np.concatenate([sample.boxes, sample.others])
+            classes = np.concatenate([sample.classes, np.zeros(len(sample.others), np.int64)])
+            scores = np.r_[np.ones(len(sample.boxes)), np.full(len(sample.others), 0.35)]
+            found.append(Detections(boxes, scores.astype(np.float32), classes))
+        return found
+
+    table = evaluate.evaluate(
+        {"served-at-0.4": unsure_about_others, "default": unsure_about_others},
+        count=3,
+        layouts=("lookalikes",),
+        confidence={"served-at-0.4": 0.4},
+    )
+    assert table["served-at-0.4"]["lookalikes"]["lookalike_fp"] == 0
+    assert table["default"]["lookalikes"]["lookalike_fp"] > 0  # read at 0.3
+    assert table["served-at-0.4"]["lookalikes"]["map50"] == table["default"]["lookalikes"]["map50"]

@@ -76,7 +76,8 @@ def test_warm_start_copies_every_layer_but_the_head():
 
 
 @pytest.mark.slow
-def test_train_reading_smoke_publishes_a_version_that_serves(tmp_path):
+def test_train_reading_smoke_stages_apart_then_publish_a_version_that_serves(tmp_path):
+    """Each stage in its own run (as on a GPU machine), then the export of their checkpoints."""
     import shutil
 
     from modelkit import load_model
@@ -85,17 +86,34 @@ def test_train_reading_smoke_publishes_a_version_that_serves(tmp_path):
 
     models = tmp_path / "models"
     shutil.copytree("models/detector/1", models / "detector" / "1")  # warm start from v1
-    main([
+    common = [
         "train-reading", "--scale", "0.004", "--grid-epochs", "1", "--reader-epochs", "1",
-        "--eval-images", "2", "--cache-dir", str(tmp_path / "cache"), "--out", str(models),
-        "--warm-start", "1",
-    ])  # fmt: skip
+        "--cache-dir", str(tmp_path / "cache"), "--out", str(models), "--warm-start", "1",
+        "--input-size", "224",
+    ]  # fmt: skip
+    main([*common, "--stage", "reader"])
+    main([*common, "--stage", "grid", "--train-only"])
+    assert not (models / "detector" / "2").exists()  # training alone publishes nothing
+    main([*common, "--publish-only", "--eval-images", "2"])
     metadata = json.loads((models / "detector" / "2" / "metadata.json").read_text())
     assert metadata["detection"]["reader"]["signature"] == "reader"
+    assert metadata["detection"]["input_size"] == 224
+    assert metadata["detection"]["confidence_threshold"] == 0.4  # served, and read at
+    assert metadata["metrics"]["precision_recall_fp_at_confidence"] == 0.4
     assert set(metadata["signatures"]) == {"serving_default", "reader"}
     assert "photos" in metadata["metrics"]["eval"] and "lookalikes" in metadata["metrics"]["eval"]
     assert metadata["hyperparameters"]["warm_started_layers"] > 0
-    assert metadata["training_command"].startswith("python -m training.detector train-reading")
+    assert metadata["hyperparameters"]["epochs_run"] == {"reader": 1, "grid": 1}
+    # Every sitting's command is recorded, the stages' and the export's.
+    commands = metadata["training_command"].split("; ")
+    assert len(commands) == 3 and all(
+        c.startswith("python -m training.detector train-reading") for c in commands
+    )
+    assert "--stage reader" in commands[0] and "--publish-only" in commands[2]
+    assert metadata["training_seconds"]["reader"] > 0 and metadata["training_seconds"]["grid"] > 0
+    machines = metadata["training_machines"]
+    assert set(machines) == {"reader", "grid"}
+    assert all(m.startswith("keras ") for stage in machines.values() for m in stage)
     grid = load_model(models, "detector", 2)
     reader = load_model(models, "detector", 2, signature="reader")
     image = next(generate("photos", 1, seed=0, purpose="eval")).image
@@ -105,8 +123,51 @@ def test_train_reading_smoke_publishes_a_version_that_serves(tmp_path):
         detect([image], grid)
 
 
+def test_publish_only_without_a_trained_run_says_what_is_missing(tmp_path):
+    from training.detector.train_reading import ReadingConfig, load_trained
+
+    with pytest.raises(FileNotFoundError, match="train the grid first"):
+        load_trained(ReadingConfig(cache_dir=tmp_path))
+
+
+def test_the_learning_rate_anneals_over_the_time_budget_when_it_ends_first():
+    import time
+
+    from training.detector.train_reading import CosineRate
+
+    by_epochs = CosineRate(1.0, epochs=10, seconds=None)
+    by_epochs.started = time.perf_counter()
+    assert by_epochs.progress(5) == pytest.approx(0.5)
+    by_time = CosineRate(1.0, epochs=100, seconds=10.0)
+    by_time.started = time.perf_counter() - 7.5  # 3/4 of the budget spent by epoch 2
+    assert by_time.progress(2) == pytest.approx(0.75, abs=0.01)
+    by_time.started = time.perf_counter() - 30.0
+    assert by_time.progress(2) == 1.0
+
+
 def test_scene_rng_is_per_purpose():
     a = sample_rng("eval", 1, "photos", 0).random()
     b = sample_rng("test", 1, "photos", 0).random()
     assert a != b
     assert box_iou(np.array([[0, 0, 2, 2]]), np.array([[1, 1, 3, 3]]))[0, 0] == pytest.approx(1 / 7)
+
+
+def test_the_reader_can_go_on_from_a_published_readers_weights(tmp_path):
+    from pathlib import Path
+
+    from training.detector.arrays import ReadingData
+    from training.detector.train_reading import ReadingConfig, train_reader
+
+    models = Path(__file__).resolve().parents[2] / "models"
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (8, READER_HEIGHT, READER_WIDTH), dtype=np.uint8)
+    targets = np.zeros((8, TARGET_FIELDS), np.float32)
+    targets[:, READER_CLASSES - 1] = 1.0  # "another word"
+    data = ReadingData(scenes=None, crops=crops, crop_targets=targets)
+    config = ReadingConfig(
+        reader_epochs=1, reader_batch_size=4, reader_warm_start_version=3,
+        models_dir=models, cache_dir=tmp_path,
+    )  # fmt: skip
+    model, state = train_reader(config, data, data, resume=False)
+    assert state["warm_started_layers"] == sum(1 for layer in model.layers if layer.weights)
+    assert state["epochs_done"] == 1 and "commands" not in state  # none given, none recorded

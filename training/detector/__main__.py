@@ -4,6 +4,7 @@ python -m training.detector generate --layout real --count 200 --out /tmp/detect
 python -m training.detector train --time-budget 56     # v1 recipe: humble + one-stage grid
 python -m training.detector train-reading              # v2 recipe: proposal grid + reader
 python -m training.detector eval --tesseract           # every version side by side
+python -m training.detector pack-sources --out F.tar.xz # photos and fonts for a GPU machine
 """
 
 from __future__ import annotations
@@ -72,30 +73,57 @@ def train_reading_command(args: argparse.Namespace) -> None:
         validation_mix={
             k: max(1, round(v * min(1.0, scale * 4))) for k, v in defaults.validation_mix.items()
         },
+        input_size=args.input_size or defaults.input_size,
+        patience=args.patience or defaults.patience,
+        proposal_threshold=args.proposal_threshold or defaults.proposal_threshold,
+        max_proposals=args.max_proposals or defaults.max_proposals,
+        confidence_threshold=args.confidence_threshold or defaults.confidence_threshold,
         grid_epochs=args.grid_epochs,
         reader_epochs=args.reader_epochs,
         reader_batch_size=args.reader_batch_size,
+        grid_batch_size=args.grid_batch_size,
+        data_workers=args.data_workers,
         grid_time_budget_minutes=args.grid_time_budget,
         reader_time_budget_minutes=args.reader_time_budget,
         warm_start_version=None if args.no_warm_start else args.warm_start,
+        reader_warm_start_version=args.reader_warm_start,
         run=args.run_name,
         cache_dir=args.cache_dir,
         models_dir=args.out,
     )
-    start = time.perf_counter()
-    grid, reader, histories, seconds, copied = train_reading.train_both(config, args.resume)
-    seconds["total"] = round(time.perf_counter() - start, 1)
-    validation = train_reading.reading_data(config, "validation")
     command = "python -m training.detector " + shlex.join(args.argv)
+    if not args.publish_only:
+        stages = {"both": train_reading.STAGES, "data": ()}.get(args.stage, (args.stage,))
+        train_reading.train_stages(config, args.resume, stages, command)
+    if args.train_only or args.stage != "both":
+        print(f"trained {args.stage}; checkpoints in {train_reading.run_dir(config)}")
+        return
+    grid, reader = train_reading.load_trained(config)
+    record = train_reading.run_record(config)
+    validation = train_reading.reading_data(config, "validation")
+    command = "; ".join(dict.fromkeys([*record["commands"], command]))
     path = train_reading.publish_reading(
-        args.out, config, grid, reader, histories, seconds, validation, command,
-        eval_count=args.eval_images, warm_started_layers=copied,
+        args.out, config, grid, reader, record["histories"], record["seconds"], validation,
+        command, eval_count=args.eval_images, warm_started_layers=record["warm_started_layers"],
+        machines=record["machines"],
     )  # fmt: skip
     print(f"published {path}")
 
 
-def version_detectors(models: Path, runtime: str) -> dict[str, evaluate.Detector]:
-    """Every published detector version (and v1's humble network) as a Detector."""
+def pack_sources_command(args: argparse.Namespace) -> None:
+    from training.detector import sources
+
+    counts = sources.pack(args.out)
+    size = args.out.stat().st_size / 2**20
+    print(f"{args.out}: {counts['backgrounds']} backgrounds, {counts['fonts']} fonts, "
+          f"{size:.1f} MiB; unpack it into DIR there, set DETECTOR_SOURCES_ROOT=DIR")  # fmt: skip
+
+
+def version_detectors(
+    models: Path, runtime: str, thresholds: dict[str, float] | None = None
+) -> dict[str, evaluate.Detector]:
+    """Every published detector version (and v1's humble network) as a Detector; `thresholds`
+    receives each version's served confidence threshold."""
     from modelkit import load_model
     from modelkit.repository import list_versions
     from training.detector.humble import humble_to_grid
@@ -110,6 +138,8 @@ def version_detectors(models: Path, runtime: str) -> dict[str, evaluate.Detector
             detectors["humble"] = evaluate.grid_detector(
                 lambda batch, h=humble: humble_to_grid(h.predict(batch)), size
             )
+        if thresholds is not None:
+            thresholds[f"v{version}"] = grid.metadata["detection"]["confidence_threshold"]
         if grid.metadata["detection"].get("reader"):
             reader = load_model(models, "detector", version, runtime=runtime, signature="reader")
             detectors[f"v{version}"] = evaluate.reading_detector(grid, reader)
@@ -120,7 +150,8 @@ def version_detectors(models: Path, runtime: str) -> dict[str, evaluate.Detector
 
 
 def eval_command(args: argparse.Namespace) -> None:
-    detectors = version_detectors(args.models, args.runtime)
+    thresholds: dict[str, float] = {}
+    detectors = version_detectors(args.models, args.runtime, thresholds)
     if args.version:
         keep = {f"v{v}" for v in args.version}
         detectors = {k: v for k, v in detectors.items() if k in keep or k == "humble"}
@@ -128,7 +159,12 @@ def eval_command(args: argparse.Namespace) -> None:
         detectors.pop("humble", None)
     timings: dict[str, float] = {}
     table = evaluate.evaluate(
-        detectors, count=args.count, layouts=args.sets, purpose=args.purpose, timings=timings
+        detectors,
+        count=args.count,
+        layouts=args.sets,
+        confidence=thresholds,  # each version at its served threshold; humble and OCR at 0.3
+        purpose=args.purpose,
+        timings=timings,
     )
     counts = "1,000 (seed, hard) / 500 (others)" if args.count is None else args.count
     if args.tesseract:
@@ -148,7 +184,7 @@ def eval_command(args: argparse.Namespace) -> None:
         )
         counts = f"{counts}; Tesseract {args.tesseract_count or counts}"
     print(f"detectors {', '.join(detectors)} ({args.runtime}); {counts} images per set, "
-          f"purpose {args.purpose}")  # fmt: skip
+          f"purpose {args.purpose}; thresholds {thresholds} (others 0.3)")  # fmt: skip
     print(evaluate.by_set(table))
     print()
     print(evaluate.format_table(table))
@@ -214,10 +250,32 @@ def main(argv: list[str] | None = None) -> None:
     reading.add_argument("--grid-epochs", type=int, default=3)
     reading.add_argument("--reader-epochs", type=int, default=6)
     reading.add_argument("--reader-batch-size", type=int, default=256)
+    reading.add_argument("--grid-batch-size", type=int, default=32)
+    reading.add_argument("--data-workers", type=int, default=1, help="batch-making threads")
+    reading.add_argument(
+        "--stage", choices=("both", "reader", "grid", "data"), default="both",
+        help="train one stage only (another process may train the other on the same run), "
+        "or only make the run's cached data",
+    )  # fmt: skip
+    reading.add_argument("--input-size", type=int, help="the grid's input (default 256)")
+    reading.add_argument("--patience", type=int, help="early stopping, in epochs (default 3)")
+    reading.add_argument("--proposal-threshold", type=float, help="serving (default 0.01)")
+    reading.add_argument("--max-proposals", type=int, help="serving (default 48)")
+    reading.add_argument("--confidence-threshold", type=float, help="serving (default 0.4)")
+    reading.add_argument(
+        "--train-only", action="store_true", help="train and keep the checkpoints; no export"
+    )
+    reading.add_argument(
+        "--publish-only", action="store_true",
+        help="export the run's trained checkpoints (e.g. trained on another machine)",
+    )  # fmt: skip
     reading.add_argument("--grid-time-budget", type=float, help="minutes")
     reading.add_argument("--reader-time-budget", type=float, help="minutes")
     reading.add_argument("--warm-start", type=int, default=1, help="detector version to start from")
     reading.add_argument("--no-warm-start", action="store_true")
+    reading.add_argument(
+        "--reader-warm-start", type=int, help="a reading version whose reader to go on from"
+    )
     reading.add_argument(
         "--run", dest="run_name", default="reading-v2", help="checkpoint folder name"
     )
@@ -226,6 +284,13 @@ def main(argv: list[str] | None = None) -> None:
     reading.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR)
     reading.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
     reading.set_defaults(run=train_reading_command)
+
+    pack = commands.add_parser(
+        "pack-sources",
+        help="a tar.xz of the train group's photos and fonts, for training on another machine",
+    )
+    pack.add_argument("--out", type=Path, required=True)
+    pack.set_defaults(run=pack_sources_command)
 
     evaluation = commands.add_parser("eval", help="mAP table of every published version")
     evaluation.add_argument("--models", type=Path, default=DEFAULT_MODELS_DIR)

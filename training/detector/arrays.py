@@ -9,6 +9,7 @@ This module does not import TensorFlow, so the generator's worker processes star
 from __future__ import annotations
 
 import multiprocessing
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,11 +33,13 @@ class Letterboxed:
     def __len__(self) -> int:
         return len(self.images)
 
-    def concatenate(self, other: Letterboxed) -> Letterboxed:
+    def concatenate(self, *others: Letterboxed) -> Letterboxed:
+        """One copy of all the images (a chain of pairs would hold every intermediate too)."""
+        parts = (self, *others)
         return Letterboxed(
-            np.concatenate([self.images, other.images]),
-            self.boxes + other.boxes,
-            self.classes + other.classes,
+            np.concatenate([part.images for part in parts]),
+            [boxes for part in parts for boxes in part.boxes],
+            [classes for part in parts for classes in part.classes],
         )
 
 
@@ -82,7 +85,7 @@ def _build_cached(
     cache: Path | None,
     make: Callable,
     jobs: list,
-    processes: int,
+    processes: int | None,
     pool_from: int,
     assemble: Callable[[list], dict[str, np.ndarray]],
 ) -> dict[str, np.ndarray]:
@@ -90,6 +93,7 @@ def _build_cached(
     if cache is not None and cache.exists():
         with np.load(cache) as stored:
             return {key: stored[key] for key in stored.files}
+    processes = processes or os.cpu_count() or 1
     if processes > 1 and len(jobs) >= pool_from:
         with multiprocessing.get_context("spawn").Pool(processes) as pool:
             parts = pool.map(make, jobs, chunksize=max(1, pool_from // 4))
@@ -115,7 +119,7 @@ def generated(
     purpose: str,
     size: int,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
-    processes: int = 2,
+    processes: int | None = None,
 ) -> Letterboxed:
     """`count` generated images of one layout, letterboxed to `size` (cached when asked)."""
     name = f"v{GENERATOR_VERSION}-{purpose}-{layout}-seed{seed}-n{count}-{size}px.npz"
@@ -140,11 +144,12 @@ class ReadingData:
     crops: np.ndarray  # (M, 32, 96) uint8 grey
     crop_targets: np.ndarray  # (M, crops.TARGET_FIELDS) float32
 
-    def concatenate(self, other: ReadingData) -> ReadingData:
+    def concatenate(self, *others: ReadingData) -> ReadingData:
+        parts = (self, *others)
         return ReadingData(
-            self.scenes.concatenate(other.scenes),
-            np.concatenate([self.crops, other.crops]),
-            np.concatenate([self.crop_targets, other.crop_targets]),
+            self.scenes.concatenate(*(part.scenes for part in others)),
+            np.concatenate([part.crops for part in parts]),
+            np.concatenate([part.crop_targets for part in parts]),
         )
 
 
@@ -172,7 +177,7 @@ def generated_reading(
     purpose: str,
     size: int,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
-    processes: int = 2,
+    processes: int | None = None,
 ) -> ReadingData:
     """`count` scenes of one layout for the reading detector (cached when asked)."""
 

@@ -209,12 +209,15 @@ def evaluate(
     models: dict[str, Detector],
     count: int | None = None,
     layouts: Sequence[str] = EVAL_SETS,
-    confidence: float = CONFIDENCE_THRESHOLD,
+    confidence: float | dict[str, float] = CONFIDENCE_THRESHOLD,
     purpose: str = "eval",
     timings: dict[str, float] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """{model: {layout: metrics}}; `count` images per set (default: 1,000 for `seed` and
-    `hard`, 500 for the realistic sets). `timings` receives each model's seconds per image."""
+    `hard`, 500 for the realistic sets). `timings` receives each model's seconds per image.
+
+    Precision, recall and false positives are read at `confidence`, or per model at its own
+    (a dict: each version's served threshold, `detection.confidence_threshold`)."""
     import time
 
     table: dict[str, dict[str, dict[str, float]]] = {name: {} for name in models}
@@ -229,8 +232,13 @@ def evaluate(
             start = time.perf_counter()
             detections = detector(images)
             seconds[name] += time.perf_counter() - start
-            metrics = score_detections(detections, samples, confidence)
-            metrics.update(false_positives(detections, samples, confidence))
+            threshold = (
+                confidence.get(name, CONFIDENCE_THRESHOLD)
+                if isinstance(confidence, dict)
+                else confidence
+            )
+            metrics = score_detections(detections, samples, threshold)
+            metrics.update(false_positives(detections, samples, threshold))
             table[name][layout] = metrics
     if timings is not None:
         timings.update({name: value / max(1, images_seen) for name, value in seconds.items()})

@@ -29,8 +29,13 @@ from PIL import Image, ImageFont
 
 GROUPS = ("train", "eval", "test")
 PURPOSE_GROUPS = {"train": "train", "validation": "train", "eval": "eval", "test": "test"}
-WALLPAPER_DIRS = (Path("/usr/share/backgrounds"), Path("/usr/share/wallpapers"))
-FONT_DIRS = (Path("/usr/share/fonts"),)
+# DETECTOR_SOURCES_ROOT: where the Debian packages' files are, when not at / (a machine that
+# cannot install them, such as a lent GPU machine, gets a copy of the train group's files under
+# another folder: `scripts/detector-sources`). Names and order below it are what they are at /,
+# so every source keeps its key, its group and its place in the catalogue.
+SOURCES_ROOT = Path(os.environ.get("DETECTOR_SOURCES_ROOT", "/"))
+WALLPAPER_DIRS = (SOURCES_ROOT / "usr/share/backgrounds", SOURCES_ROOT / "usr/share/wallpapers")
+FONT_DIRS = (SOURCES_ROOT / "usr/share/fonts",)
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 FONT_SUFFIXES = {".ttf", ".otf"}
 BACKGROUND_MAX_SIDE = 1024  # backgrounds are cached at this size: crops come from it
@@ -215,3 +220,39 @@ def load_background(source: Source) -> np.ndarray:
     np.save(partial, pixels)
     partial.rename(cached)
     return pixels
+
+
+def pack(path: Path, groups: Iterable[str] = ("train",)) -> dict[str, int]:
+    """A tar.xz of the groups' Debian files, laid out as under SOURCES_ROOT, for another machine.
+
+    Unpacked into a folder that DETECTOR_SOURCES_ROOT then names, it gives that machine the same
+    catalogue for these groups (keys, groups and order come from the names below the root); the
+    pictures of scikit-image, scikit-learn and matplotlib come with those packages there. Each
+    background is stored as it is used, at most BACKGROUND_MAX_SIDE on a side, as JPEG (quality
+    92) under its own name: Pillow reads a file by its content, and a 4K wallpaper is 20 times
+    larger. Groups left out stay here: the evaluation's photos and fonts never travel.
+    """
+    import io
+    import tarfile
+
+    wanted = set(groups)
+    chosen = catalogue()
+    counts = {"backgrounds": 0, "fonts": 0}
+    with tarfile.open(path, "w:xz") as archive:
+        for group in sorted(wanted):
+            for source in chosen.backgrounds[group]:
+                if not source.path.is_relative_to(SOURCES_ROOT / "usr"):
+                    continue  # a Python package's picture: installed with that package
+                buffer = io.BytesIO()
+                pixels = np.asarray(load_background(source))
+                Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
+                info = tarfile.TarInfo(str(source.path.relative_to(SOURCES_ROOT)))
+                info.size = buffer.tell()
+                buffer.seek(0)
+                archive.addfile(info, buffer)
+                counts["backgrounds"] += 1
+            for source in chosen.fonts[group]:
+                if source.path.is_relative_to(SOURCES_ROOT / "usr"):
+                    archive.add(source.path, str(source.path.relative_to(SOURCES_ROOT)))
+                    counts["fonts"] += 1
+    return counts

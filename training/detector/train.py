@@ -42,9 +42,14 @@ class Batches(keras.utils.PyDataset):
     """Float32 image batches in [0, 1] with their encoded targets, reshuffled every epoch."""
 
     def __init__(
-        self, data: Letterboxed, encode: Encode, batch_size: int, shuffle_seed: int | None = None
+        self,
+        data: Letterboxed,
+        encode: Encode,
+        batch_size: int,
+        shuffle_seed: int | None = None,
+        workers: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(workers=workers)
         self.data = data
         self.encode = encode
         self.batch_size = batch_size
@@ -106,10 +111,7 @@ def mixed(config: TrainingConfig, purpose: str, total: int, size: int) -> Letter
         for layout, count in config.layout_counts(total).items()
         if count
     ]
-    data = parts[0]
-    for part in parts[1:]:
-        data = data.concatenate(part)
-    return data
+    return parts[0].concatenate(*parts[1:])
 
 
 def train_humble(config: TrainingConfig, verbose: int | str = "auto"):

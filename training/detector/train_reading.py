@@ -6,6 +6,11 @@ does well. Each stage checkpoints into `<cache>/runs/<run>/<stage>/` after every
 and last weights, epochs done, history): `--resume` goes on from there, so a run can be cut by
 its time budget, or by a session's end, and continued later (the optimiser restarts; its
 learning-rate schedule is a function of the epoch, so it resumes where it was).
+
+The stages can also run apart (`train_stages`), each in its own process, and the export can
+run on another machine than the training (`load_trained`, `run_record`): a lent GPU machine
+trains with `--train-only` (Keras on its PyTorch backend: nothing here is TensorFlow's), the
+run folder comes back, and `--publish-only` exports it here with the same code as a CPU run.
 """
 
 from __future__ import annotations
@@ -39,10 +44,19 @@ class ReadingConfig:
     reader_epochs: int = 6
     grid_batch_size: int = 32
     reader_batch_size: int = 256
+    data_workers: int = 1  # threads that prepare batches (numpy releases the GIL)
     grid_learning_rate: float = 1e-3
     reader_learning_rate: float = 2e-3
     patience: int = 3
-    warm_start_version: int | None = 1
+    # How many of the grid's slots the reader reads: serving settings, recorded in the version's
+    # `detection` block and chosen on validation scenes, never on the evaluation's (docs/models.md).
+    proposal_threshold: float = 0.01
+    max_proposals: int = 48
+    # The service's default score threshold: the best mean F1 over the validation sets (photos,
+    # clutter, look-alikes) for version 3; precision, recall and FP figures are read at it.
+    confidence_threshold: float = 0.4
+    warm_start_version: int | None = 1  # the grid's
+    reader_warm_start_version: int | None = None  # a reading version whose reader to go on from
     grid_time_budget_minutes: float | None = None
     reader_time_budget_minutes: float | None = None
     run: str = "reading-v2"
@@ -63,17 +77,21 @@ def reading_data(config: ReadingConfig, purpose: str) -> ReadingData:
         for layout, count in mix.items()
         if count
     ]
-    data = parts[0]
-    for part in parts[1:]:
-        data = data.concatenate(part)
-    return data
+    return parts[0].concatenate(*parts[1:])
 
 
 class CropBatches(keras.utils.PyDataset):
     """Reader crops as float32 (N, 32, 96, 1) in [0, 1] with their targets, reshuffled."""
 
-    def __init__(self, crops: np.ndarray, targets: np.ndarray, batch_size: int, seed: int | None):
-        super().__init__()
+    def __init__(
+        self,
+        crops: np.ndarray,
+        targets: np.ndarray,
+        batch_size: int,
+        seed: int | None,
+        workers: int = 1,
+    ):
+        super().__init__(workers=workers)
         self.crops, self.targets, self.batch_size, self.seed = crops, targets, batch_size, seed
         self.epoch = 0
         self.order = np.arange(len(crops))
@@ -101,22 +119,78 @@ class CropBatches(keras.utils.PyDataset):
 
 
 class RunState(keras.callbacks.Callback):
-    """Saves last and best weights and the history after every epoch, for `--resume`."""
+    """Saves last and best weights, the history and the wall time after every epoch."""
 
-    def __init__(self, directory: Path, history: dict[str, list[float]]) -> None:
+    def __init__(self, directory: Path, state: dict) -> None:
         super().__init__()
         self.directory = directory
-        self.history = history
+        self.state = state
+        self.seconds_before = float(state.get("seconds", 0.0))
+        self.started = 0.0
+
+    def on_train_begin(self, logs=None) -> None:
+        self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        history = self.state["history"]
         for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(float(value))
+            history.setdefault(key, []).append(float(value))
         self.model.save_weights(self.directory / "last.weights.h5")
-        losses = self.history.get("val_loss", [])
+        losses = history.get("val_loss", [])
         if losses and losses[-1] <= min(losses):
             self.model.save_weights(self.directory / "best.weights.h5")
-        state = {"epochs_done": epoch + 1, "history": self.history}
-        (self.directory / "state.json").write_text(json.dumps(state))
+        self.state["epochs_done"] = epoch + 1
+        self.state["seconds"] = round(self.seconds_before + time.perf_counter() - self.started, 1)
+        (self.directory / "state.json").write_text(json.dumps(self.state))
+
+
+class CosineRate(keras.callbacks.Callback):
+    """Cosine decay of the learning rate, set before each epoch, down to 2 % of the start.
+
+    Progress is the share of the epochs done, or of the time budget spent if that is further
+    along: with a budget that ends the run before its epochs, the rate still comes down to its
+    floor, wherever the machine's speed puts the last epoch.
+    """
+
+    def __init__(self, rate: float, epochs: int, seconds: float | None) -> None:
+        super().__init__()
+        self.rate, self.epochs, self.seconds = rate, epochs, seconds
+        self.started = 0.0
+
+    def on_train_begin(self, logs=None) -> None:
+        self.started = time.perf_counter()
+
+    def progress(self, epoch: int) -> float:
+        done = epoch / self.epochs
+        if self.seconds:
+            done = max(done, (time.perf_counter() - self.started) / self.seconds)
+        return min(done, 1.0)
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        factor = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * self.progress(epoch)))
+        self.model.optimizer.learning_rate = self.rate * factor
+
+
+def backend_description() -> str:
+    """What trains: Keras, its backend and the device ("keras 3.15.1, torch 2.11.0 on ...")."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+        return f"keras {keras.__version__}, torch {torch.__version__} on {device}"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+        return f"keras {keras.__version__}, tensorflow {tf.__version__} on {device}"
+    return f"keras {keras.__version__}, {backend}"
+
+
+def read_state(directory: Path) -> dict:
+    """A stage's run state: epochs done, history, wall seconds and what the stage recorded."""
+    path = directory / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {"epochs_done": 0, "history": {}}
 
 
 def fit_resumable(
@@ -131,51 +205,68 @@ def fit_resumable(
     patience: int,
     time_budget_minutes: float | None,
     resume: bool,
-) -> dict[str, list[float]]:
-    """Adam with a per-epoch cosine schedule; ends with the best validation weights loaded."""
+    record: dict | None = None,
+    command: str = "",
+) -> dict:
+    """Adam with cosine decay (`CosineRate`); ends with the best validation weights loaded.
+
+    Returns the stage's state (`read_state`); `record` is kept in it (e.g. the warm start), and
+    so are the command and the machine of every sitting.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    history: dict[str, list[float]] = {}
-    initial_epoch = 0
-    state_path = directory / "state.json"
-    if resume and state_path.exists():
-        state = json.loads(state_path.read_text())
-        history, initial_epoch = state["history"], state["epochs_done"]
+    state: dict = {"epochs_done": 0, "history": {}}
+    if resume and (directory / "state.json").exists():
+        state = read_state(directory)
         model.load_weights(directory / "last.weights.h5")
-        print(f"resuming {directory.name} after epoch {initial_epoch}")
-
-    def schedule(epoch: int, _rate: float) -> float:
-        return learning_rate * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
-
+        print(f"resuming {directory.name} after epoch {state['epochs_done']}")
+    state.update(record or {})
+    for key, value in (("commands", command), ("machines", backend_description())):
+        if value:
+            state[key] = list(dict.fromkeys([*state.get(key, []), value]))
+    budget = None if time_budget_minutes is None else 60 * time_budget_minutes
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
-    if initial_epoch < epochs:
+    if state["epochs_done"] < epochs:
         model.fit(
             train,
             validation_data=validation,
             epochs=epochs,
-            initial_epoch=initial_epoch,
+            initial_epoch=state["epochs_done"],
             callbacks=[
-                keras.callbacks.LearningRateScheduler(schedule),
-                RunState(directory, history),
+                CosineRate(learning_rate, epochs, budget),
+                RunState(directory, state),
                 keras.callbacks.EarlyStopping(patience=patience),
-                TimeBudget(None if time_budget_minutes is None else 60 * time_budget_minutes),
+                TimeBudget(budget),
             ],
             verbose=2,
         )
     model.load_weights(directory / "best.weights.h5")
-    return history
+    return state
 
 
-def train_grid(config: ReadingConfig, train: ReadingData, validation: ReadingData, resume: bool):
-    """The proposal grid: v1's network with a third class, warm-started from v1."""
+def build_grid(config: ReadingConfig) -> keras.Model:
+    from training.detector.model import build_detector
+    from training.detector.real import OTHER
+
+    return build_detector(config.input_size, config.width, config.boxes_per_cell, OTHER + 1)
+
+
+def train_grid(
+    config: ReadingConfig,
+    train: ReadingData,
+    validation: ReadingData,
+    resume: bool,
+    command: str = "",
+):
+    """The proposal grid: v1's network with a third class, warm-started from a version."""
     import functools
 
     from training.data import DEFAULT_MODELS_DIR
-    from training.detector.model import build_detector, detection_loss, encode_targets
+    from training.detector.model import detection_loss, encode_targets
     from training.detector.real import OTHER
 
     keras.utils.set_random_seed(config.seed)
     classes = OTHER + 1
-    model = build_detector(config.input_size, config.width, config.boxes_per_cell, classes)
+    model = build_grid(config)
     copied = 0
     if config.warm_start_version is not None:
         from training.detector.reading import warm_start
@@ -191,39 +282,60 @@ def train_grid(config: ReadingConfig, train: ReadingData, validation: ReadingDat
         boxes_per_cell=config.boxes_per_cell,
         num_classes=classes,
     )
-    history = fit_resumable(
+    workers = config.data_workers
+    state = fit_resumable(
         model,
         detection_loss,
-        Batches(train.scenes, encode, config.grid_batch_size, shuffle_seed=config.seed),
-        Batches(validation.scenes, encode, config.grid_batch_size),
+        Batches(train.scenes, encode, config.grid_batch_size, config.seed, workers),
+        Batches(validation.scenes, encode, config.grid_batch_size, None, workers),
         directory=run_dir(config) / "grid",
         epochs=config.grid_epochs,
         learning_rate=config.grid_learning_rate,
         patience=config.patience,
         time_budget_minutes=config.grid_time_budget_minutes,
         resume=resume,
+        record={"warm_started_layers": copied},
+        command=command,
     )
-    return model, history, copied
+    return model, state
 
 
-def train_reader(config: ReadingConfig, train: ReadingData, validation: ReadingData, resume: bool):
+def train_reader(
+    config: ReadingConfig,
+    train: ReadingData,
+    validation: ReadingData,
+    resume: bool,
+    command: str = "",
+):
     from training.detector.reading import build_reader, reader_loss
 
     keras.utils.set_random_seed(config.seed)
     model = build_reader()
-    history = fit_resumable(
+    copied = 0
+    if config.reader_warm_start_version is not None:
+        from training.data import DEFAULT_MODELS_DIR
+        from training.detector.reading import warm_start
+
+        models_dir = config.models_dir or DEFAULT_MODELS_DIR
+        path = models_dir / "detector" / str(config.reader_warm_start_version) / "reader.keras"
+        copied = warm_start(model, keras.saving.load_model(path, compile=False))
+        print(f"reader warm start: {copied} layers from {path}")
+    size, workers = config.reader_batch_size, config.data_workers
+    state = fit_resumable(
         model,
         reader_loss,
-        CropBatches(train.crops, train.crop_targets, config.reader_batch_size, config.seed),
-        CropBatches(validation.crops, validation.crop_targets, config.reader_batch_size, None),
+        CropBatches(train.crops, train.crop_targets, size, config.seed, workers),
+        CropBatches(validation.crops, validation.crop_targets, size, None, workers),
         directory=run_dir(config) / "reader",
         epochs=config.reader_epochs,
         learning_rate=config.reader_learning_rate,
         patience=config.patience,
         time_budget_minutes=config.reader_time_budget_minutes,
         resume=resume,
+        record={"warm_started_layers": copied},
+        command=command,
     )
-    return model, history
+    return model, state
 
 
 def run_dir(config: ReadingConfig) -> Path:
@@ -231,31 +343,66 @@ def run_dir(config: ReadingConfig) -> Path:
     return base / "runs" / config.run
 
 
-def train_both(config: ReadingConfig, resume: bool = False):
-    """Data, reader, grid; returns (grid, reader, histories, seconds)."""
-    seconds: dict[str, float] = {}
+STAGES = ("reader", "grid")
+
+
+def train_stages(
+    config: ReadingConfig, resume: bool = False, stages=STAGES, command: str = ""
+) -> dict:
+    """Data, then each stage asked for; returns {stage: its state} (`read_state`).
+
+    Stages can run in separate processes on one run folder: each writes only its own folder,
+    and the data's seconds go to `data.json`.
+    """
     start = time.perf_counter()
     train = reading_data(config, "train")
     validation = reading_data(config, "validation")
-    seconds["data"] = round(time.perf_counter() - start, 1)
+    seconds = round(time.perf_counter() - start, 1)
     print(
         f"data: {len(train.scenes)} scenes, {len(train.crops)} crops "
-        f"({seconds['data']:.0f} s); validation {len(validation.scenes)} / {len(validation.crops)}"
+        f"({seconds:.0f} s); validation {len(validation.scenes)} / {len(validation.crops)}"
     )
-    (run_dir(config)).mkdir(parents=True, exist_ok=True)
+    run_dir(config).mkdir(parents=True, exist_ok=True)
     (run_dir(config) / "config.json").write_text(json.dumps(config.to_json(), indent=2))
-    start = time.perf_counter()
-    reader, reader_history = train_reader(config, train, validation, resume)
-    seconds["reader"] = round(time.perf_counter() - start, 1)
-    start = time.perf_counter()
-    grid, grid_history, copied = train_grid(config, train, validation, resume)
-    seconds["grid"] = round(time.perf_counter() - start, 1)
-    histories = {"reader": reader_history, "grid": grid_history}
-    return grid, reader, histories, seconds, copied
+    data_path = run_dir(config) / "data.json"
+    if not data_path.exists():  # the first process makes the data; the others load its cache
+        data = {"seconds": seconds, "scenes": len(train.scenes), "crops": len(train.crops)}
+        data_path.write_text(json.dumps(data))
+    trainers = {"reader": train_reader, "grid": train_grid}
+    return {
+        stage: trainers[stage](config, train, validation, resume, command)[1] for stage in stages
+    }
 
 
-PROPOSAL_THRESHOLD = 0.02
-MAX_PROPOSALS = 24
+def load_trained(config: ReadingConfig) -> tuple[keras.Model, keras.Model]:
+    """The run's best grid and reader (both stages must have trained)."""
+    from training.detector.reading import build_reader
+
+    grid, reader = build_grid(config), build_reader()
+    for stage, model in (("grid", grid), ("reader", reader)):
+        weights = run_dir(config) / stage / "best.weights.h5"
+        if not weights.exists():
+            raise FileNotFoundError(f"{weights}: train the {stage} first (train-reading)")
+        model.load_weights(weights)
+    return grid, reader
+
+
+def run_record(config: ReadingConfig) -> dict:
+    """What a trained run's folder says: histories, wall seconds, warm-started layers, the
+    commands and machines of its sittings (`publish_reading`'s keyword arguments)."""
+    states = {stage: read_state(run_dir(config) / stage) for stage in STAGES}
+    data_path = run_dir(config) / "data.json"
+    data = json.loads(data_path.read_text()) if data_path.exists() else {}
+    seconds = {"data": data.get("seconds", 0.0)}
+    seconds.update({stage: state.get("seconds", 0.0) for stage, state in states.items()})
+    commands = dict.fromkeys(c for state in states.values() for c in state.get("commands", []) if c)
+    return {
+        "histories": {stage: state["history"] for stage, state in states.items()},
+        "seconds": seconds,
+        "warm_started_layers": int(states["grid"].get("warm_started_layers", 0)),
+        "commands": list(commands),
+        "machines": {stage: state.get("machines", []) for stage, state in states.items()},
+    }
 
 
 def detection_metadata(config: ReadingConfig) -> dict:
@@ -292,9 +439,9 @@ def detection_metadata(config: ReadingConfig) -> dict:
             ][: READER_CLASSES + 4],
             "score": "objectness x the reader's probability of its best label",
         },
-        "proposal_threshold": PROPOSAL_THRESHOLD,
-        "max_proposals": MAX_PROPOSALS,
-        "confidence_threshold": evaluate.CONFIDENCE_THRESHOLD,
+        "proposal_threshold": config.proposal_threshold,
+        "max_proposals": config.max_proposals,
+        "confidence_threshold": config.confidence_threshold,
         "nms_iou_threshold": evaluate.NMS_IOU_THRESHOLD,
         "nms": "class-aware, on the reader's boxes",
         "box_format": "x_min, y_min, x_max, y_max in original pixels",
@@ -314,6 +461,7 @@ def publish_reading(
     command: str,
     eval_count: int | None = None,
     warm_started_layers: int = 0,
+    machines: dict[str, list[str]] | None = None,
 ) -> Path:
     """Export the grid and the reader into a new `detector` version, evaluate, describe it."""
     from modelkit import load_model
@@ -358,7 +506,8 @@ def publish_reading(
             sample_inputs=crops.astype(np.float32)[..., None] / 255.0,
         )  # fmt: skip
         for name, history in histories.items():
-            plot_history(history, writer.path / f"curves-{name}.png", f"detector v2: {name}")
+            title = f"reading detector: {name}"
+            plot_history(history, writer.path / f"curves-{name}.png", title)
         writer.metadata.update(
             task="object-detection",
             labels=list(detection_metadata(config)["labels"]),
@@ -384,12 +533,11 @@ def publish_reading(
             hyperparameters={
                 **config.to_json(),
                 "warm_started_layers": warm_started_layers,
-                "proposal_threshold": PROPOSAL_THRESHOLD,
-                "max_proposals": MAX_PROPOSALS,
                 "epochs_run": {name: len(h.get("loss", [])) for name, h in histories.items()},
             },
             training_seconds=seconds,
             training_command=command,
+            training_machines=machines or {},
         )
         path = writer.publish()
     except BaseException:
@@ -402,11 +550,15 @@ def publish_reading(
     reader_model = load_model(models_dir, "detector", version, signature="reader")
     detector = evaluate.reading_detector(grid_model, reader_model)
     timings: dict[str, float] = {}
-    table = evaluate.evaluate({"v2": detector}, count=eval_count, timings=timings)
+    name = f"v{version}"
+    confidence = config.confidence_threshold
+    table = evaluate.evaluate(
+        {name: detector}, count=eval_count, confidence=confidence, timings=timings
+    )
     print(evaluate.format_table(table))
     metadata = json.loads((path / "metadata.json").read_text())
     metadata["metrics"] = {
-        "eval": table["v2"],
+        "eval": table[name],
         "eval_seed": evaluate.EVAL_SEED,
         "eval_images": {
             "seed and hard": eval_count or evaluate.EVAL_COUNT,
@@ -414,8 +566,8 @@ def publish_reading(
         },
         "match_iou": evaluate.MATCH_IOU,
         "map": "mAP@0.5, Pascal VOC all-point interpolation, over chat and rat",
-        "precision_recall_fp_at_confidence": evaluate.CONFIDENCE_THRESHOLD,
-        "seconds_per_image_in_eval": round(timings["v2"], 5),
+        "precision_recall_fp_at_confidence": confidence,
+        "seconds_per_image_in_eval": round(timings[name], 5),
         "final_validation_loss": {
             name: min(h["val_loss"]) for name, h in histories.items() if h.get("val_loss")
         },
