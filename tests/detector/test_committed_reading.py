@@ -1,4 +1,4 @@
-"""The committed reading detector (models/detector/2) on a photograph it has never seen."""
+"""The committed reading detectors (models/detector/2 and 3) on a photograph never seen."""
 
 from pathlib import Path
 
@@ -34,15 +34,18 @@ def photo_with_words() -> tuple[Image.Image, dict[str, tuple[int, int, int, int]
     return image, boxes
 
 
-@pytest.fixture(scope="module")
-def v2():
-    grid = load_model(MODELS, "detector", 2)
-    reader = load_model(MODELS, "detector", 2, signature="reader")
+READING_VERSIONS = (2, 3)
+
+
+@pytest.fixture(scope="module", params=READING_VERSIONS, ids=lambda v: f"v{v}")
+def reading(request):
+    grid = load_model(MODELS, "detector", request.param)
+    reader = load_model(MODELS, "detector", request.param, signature="reader")
     return grid, reader
 
 
-def test_v2_finds_both_words_and_no_lookalike_on_a_photo(v2):
-    grid, reader = v2
+def test_finds_both_words_and_no_lookalike_on_a_photo(reading):
+    grid, reader = reading
     image, boxes = photo_with_words()
     (found,) = detect([image], grid, reader=reader)
     by_label = {label: [d for d in found if d.label == label] for label in ("chat", "rat")}
@@ -57,10 +60,14 @@ def test_v2_finds_both_words_and_no_lookalike_on_a_photo(v2):
         assert (overlaps < 0.3).all(), f"{lookalike} was read as a target: {found}"
 
 
-def test_v2_is_a_reading_detector_and_keeps_v1_pinnable(v2):
-    grid, _ = v2
+def test_is_a_reading_detector_and_keeps_v1_pinnable(reading):
+    grid, _ = reading
     assert grid.metadata["detection"]["reader"]["signature"] == "reader"
     v1 = load_model(MODELS, "detector", 1)
     assert "reader" not in v1.metadata["detection"]
     (found,) = detect([photo_with_words()[0]], v1)  # still serves, one stage
     assert isinstance(found, list)
+
+
+def test_the_newest_version_is_what_loads_by_default():
+    assert load_model(MODELS, "detector").version == max(READING_VERSIONS)
