@@ -1,7 +1,7 @@
 """Detector throughput: ONNX Runtime vs the TensorFlow runtime, same version, same run.
 
     .venv/bin/python bench/detector.py [--version N] [--threads 2] [--seconds 10]
-    .venv/bin/python bench/detector.py --versions [--threads 1 --batch 4]
+    .venv/bin/python bench/detector.py --versions [--threads 1 --batch 4] [--layout clutter]
 
 `--versions`: the whole `detect()` path of every published version with ONNX Runtime, at the
 service's settings (one intra-op thread, the app's detector batch of 4) on held-out `photos`
@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--versions", action="store_true", help="compare every version")
     parser.add_argument("--batch", type=int, default=4, help="with --versions")
+    parser.add_argument(
+        "--layout", default="photos", help="with --versions: the held-out images (e.g. clutter)"
+    )
     args = parser.parse_args()
     if args.versions:
         compare_versions(args)
@@ -125,7 +128,7 @@ def compare_versions(args: argparse.Namespace) -> None:
     from modelkit.repository import list_versions
 
     threads = 1 if args.threads == os.cpu_count() else args.threads
-    images = [s.image for s in generate("photos", args.batch * 8, seed=2024, purpose="eval")]
+    images = [s.image for s in generate(args.layout, args.batch * 8, seed=2024, purpose="eval")]
     batches = [images[i : i + args.batch] for i in range(0, len(images), args.batch)]
     calls = {}
     for version in list_versions(args.models, "detector"):
@@ -144,7 +147,7 @@ def compare_versions(args: argparse.Namespace) -> None:
     timed = time_calls(calls, args.batch, args.seconds * len(calls))
     print(
         f"detect() path, ONNX Runtime, {threads} intra-op thread(s), batch {args.batch}, "
-        f"held-out photos 256-512 px; load average {os.getloadavg()[0]:.2f} at the end"
+        f"held-out {args.layout} 256-512 px; load average {os.getloadavg()[0]:.2f} at the end"
     )
     print(f"{'version':<8} {'images/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'vs v1':>7}")
     base = timed["v1"]["images_per_s"]

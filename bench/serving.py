@@ -304,12 +304,13 @@ def endpoints() -> dict[str, Endpoint]:
 
 
 def raw_runtime(
-    endpoint: Endpoint, models_dir: Path, duration: float, threads: int
+    endpoint: Endpoint, models_dir: Path, duration: float, threads: int, version: int | None = None
 ) -> dict[int, float]:
-    """Samples/s of `LoadedModel.predict` alone, at batch 1 and 32."""
+    """Samples/s of `LoadedModel.predict` alone (the newest version, or `version`), at batch 1
+    and 32."""
     from modelkit.repository import load_model
 
-    model = load_model(models_dir, endpoint.model, threads=threads)
+    model = load_model(models_dir, endpoint.model, version, threads=threads)
     rates = {}
     for batch in (1, 32):
         inputs = endpoint.raw_inputs(model, batch)

@@ -280,11 +280,20 @@ class Running:
     naive_pid: int | None
 
 
+def app_env(args: argparse.Namespace) -> dict[str, str]:
+    if args.detector_version is None:
+        return {}
+    return {"APP_MODEL_SETTINGS__DETECTOR__VERSION": str(args.detector_version)}
+
+
 @contextlib.contextmanager
-def launched(variant: Variant, base: Path, models_dir: Path) -> Iterator[Running]:
-    """Starts the variant's stack (and the naive app first, when it is the upstream)."""
+def launched(
+    variant: Variant, base: Path, models_dir: Path, app_env: dict[str, str] | None = None
+) -> Iterator[Running]:
+    """Starts the variant's stack (and the naive app first, when it is the upstream); `app_env`
+    goes to the app (the stack passes no APP_* variable of this process on)."""
     with contextlib.ExitStack() as cleanup:
-        env = dict(variant.env)
+        env = {**variant.env, **(app_env or {})}
         naive_pid, naive_start = None, 0.0
         if variant.naive:  # started first: the gateway is ready when its upstream is
             naive = cleanup.enter_context(
@@ -339,7 +348,7 @@ def one_run(args: argparse.Namespace, work: Path, repeat: int) -> dict[str, Any]
         variant = VARIANTS[key]
         if not variant.routes(args.routes):
             continue
-        with launched(variant, work / f"{key}-{repeat}", args.models_dir) as running:
+        with launched(variant, work / f"{key}-{repeat}", args.models_dir, app_env(args)) as running:
             figures: dict[str, Any] = {
                 "cold_start_s": running.cold_start_s,
                 "rss_mb_at_rest": programs_rss(running),
@@ -360,7 +369,9 @@ def one_run(args: argparse.Namespace, work: Path, repeat: int) -> dict[str, Any]
             figures["rss_mb_after_load"] = programs_rss(running)
         run["variants"][key] = figures
     if "detect" in args.routes:  # in-process, while no stack runs
-        rates = raw_runtime(endpoints()["detect"], args.models_dir, args.duration, threads=1)
+        rates = raw_runtime(
+            endpoints()["detect"], args.models_dir, args.duration, 1, args.detector_version
+        )
         run["raw_detect_images_per_s"] = {str(batch): rate for batch, rate in rates.items()}
     run["ratios"] = ratios(run)
     return run
@@ -656,6 +667,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs; figures are medians")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--json", type=Path, help="write every figure of every run here")
+    parser.add_argument(
+        "--detector-version", type=int, help="serve (and time raw) this detector version"
+    )
     parser.add_argument(
         "--markdown",
         nargs="?",
