@@ -30,9 +30,9 @@ from PIL import Image, ImageFont
 GROUPS = ("train", "eval", "test")
 PURPOSE_GROUPS = {"train": "train", "validation": "train", "eval": "eval", "test": "test"}
 # DETECTOR_SOURCES_ROOT: where the Debian packages' files are, when not at / (a machine that
-# cannot install them, such as a lent GPU machine, gets a copy of the train group's files under
-# another folder: `scripts/detector-sources`). Names and order below it are what they are at /,
-# so every source keeps its key, its group and its place in the catalogue.
+# cannot install them, such as a lent GPU machine, gets a copy of the train group's files in
+# another folder: `python -m training.detector pack-sources`). Names and order below it are as
+# at /, so every source keeps its key, its group and its place in the catalogue.
 SOURCES_ROOT = Path(os.environ.get("DETECTOR_SOURCES_ROOT", "/"))
 WALLPAPER_DIRS = (SOURCES_ROOT / "usr/share/backgrounds", SOURCES_ROOT / "usr/share/wallpapers")
 FONT_DIRS = (SOURCES_ROOT / "usr/share/fonts",)
