@@ -280,7 +280,8 @@ class Running:
     naive_pid: int | None
 
 
-def app_env(args: argparse.Namespace) -> dict[str, str]:
+def app_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The app's own settings a run asks for (the stack passes no APP_* variable on)."""
     if args.detector_version is None:
         return {}
     return {"APP_MODEL_SETTINGS__DETECTOR__VERSION": str(args.detector_version)}
@@ -348,7 +349,8 @@ def one_run(args: argparse.Namespace, work: Path, repeat: int) -> dict[str, Any]
         variant = VARIANTS[key]
         if not variant.routes(args.routes):
             continue
-        with launched(variant, work / f"{key}-{repeat}", args.models_dir, app_env(args)) as running:
+        base = work / f"{key}-{repeat}"
+        with launched(variant, base, args.models_dir, app_settings(args)) as running:
             figures: dict[str, Any] = {
                 "cold_start_s": running.cold_start_s,
                 "rss_mb_at_rest": programs_rss(running),
