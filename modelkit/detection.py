@@ -194,7 +194,9 @@ def postprocess(
 # grey where it leaves the image, in grey levels), and the reader returns one row per crop:
 # probabilities over (labels..., another word), then the word's box inside the crop
 # (x_min, y_min, x_max, y_max as fractions of the crop). A detection is the
-# reader's best label, scored objectness x that label's probability, in the reader's box.
+# reader's best label, scored objectness ** `objectness_weight` x that label's probability, in
+# the reader's box. The weight defaults to 1 (the product); below 1 the reader, which sees the
+# word at full resolution, has more say than the grid's objectness, which under-rates large words.
 
 READER_HEIGHT, READER_WIDTH = 32, 96
 
@@ -272,7 +274,8 @@ def read_words(
     read = reader.predict(crops[..., None].astype(np.float32) / 255.0)
     probabilities, relative = read[:, : len(labels) + 1], read[:, len(labels) + 1 :]
     class_ids = np.argmax(probabilities[:, : len(labels)], axis=-1)
-    scores = objectness * probabilities[np.arange(len(class_ids)), class_ids]
+    weight = float(settings.get("objectness_weight", 1.0))
+    scores = objectness**weight * probabilities[np.arange(len(class_ids)), class_ids]
     size = np.concatenate([regions[:, 2:] - regions[:, :2]] * 2, axis=1)
     origin = np.concatenate([regions[:, :2]] * 2, axis=1)
     boxes = origin + np.clip(relative, 0.0, 1.0) * size

@@ -138,3 +138,38 @@ def test_detect_letterboxes_each_image_and_decodes_its_grid():
     assert [d.box for d in results[1]] == [(32.0, 20.0, 48.0, 28.0), (0.0, 40.0, 16.0, 56.0)]
     assert [len(r) for r in detect(images, model, confidence=0.75)] == [0, 0]
     assert detect([], model) == []
+
+
+class Reader:
+    """A reader whose answer is known: p(chat) 0.8, and the word in the crop's middle."""
+
+    metadata: ClassVar[dict] = {}
+
+    def predict(self, crops):
+        return np.tile(np.float32([0.8, 0.1, 0.1, 0.25, 0.25, 0.75, 0.75]), (len(crops), 1))
+
+
+@pytest.mark.parametrize(
+    ("weight", "score"), [(None, 0.25 * 0.8), (1.0, 0.2), (0.5, 0.4), (0.0, 0.8)]
+)
+def test_a_reading_detectors_score_weighs_the_grids_objectness_by_its_setting(weight, score):
+    # One proposal of objectness 0.25 whose crop the reader reads as "chat" at 0.8.
+    grid = np.zeros((4, 4, 1, 8), dtype=np.float32)
+    grid[1, 2, 0] = [0.25, 0.5, 0.5, 0.25, 0.125, 1.0, 0.0, 0.0]
+    settings = {
+        "labels": LABELS, "input_size": 64, "reader": {"signature": "reader"},
+        "proposal_threshold": 0.01, "max_proposals": 8, "confidence_threshold": 0.1,
+        "nms_iou_threshold": 0.45,
+    }  # fmt: skip
+    if weight is not None:  # versions before 4 have no such key: the plain product
+        settings["objectness_weight"] = weight
+
+    class Grid:
+        metadata: ClassVar[dict] = {"detection": settings}
+
+        def predict(self, inputs):
+            return np.stack([grid] * len(inputs))
+
+    (found,) = detect([Image.new("RGB", (64, 64), (255, 255, 255))], Grid(), reader=Reader())
+    assert len(found) == 1 and found[0].label == "chat"
+    assert found[0].confidence == pytest.approx(score, rel=1e-5)
