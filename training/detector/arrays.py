@@ -194,3 +194,29 @@ def generated_reading(
         _cache_path(cache_dir, name), _make_reading, jobs, processes, 64, assemble
     )
     return ReadingData(_from_arrays(arrays), arrays["crops"], arrays["crop_targets"])
+
+
+def mined_reading(
+    layout: str,
+    count: int,
+    seed: int,
+    purpose: str,
+    models_dir: Path,
+    version: int,
+    cache_dir: Path | None = DEFAULT_CACHE_DIR,
+    processes: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reader crops and targets at a published grid's proposals on `count` fresh scenes of one
+    layout (`training.detector.mining`), cached when asked."""
+    from training.detector.mining import make_mined, mining_jobs
+
+    def assemble(parts: list) -> dict[str, np.ndarray]:
+        return {
+            "crops": np.concatenate([p[0] for p in parts]),
+            "crop_targets": np.concatenate([p[1] for p in parts]),
+        }
+
+    name = f"v{GENERATOR_VERSION}-mined-d{version}-{purpose}-{layout}-seed{seed}-n{count}.npz"
+    jobs = mining_jobs(layout, count, seed, purpose, models_dir, version)
+    arrays = _build_cached(_cache_path(cache_dir, name), make_mined, jobs, processes, 64, assemble)
+    return arrays["crops"], arrays["crop_targets"]
