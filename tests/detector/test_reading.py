@@ -123,6 +123,61 @@ def test_train_reading_smoke_stages_apart_then_publish_a_version_that_serves(tmp
         detect([image], grid)
 
 
+@pytest.mark.slow
+def test_a_reader_on_mined_crops_beside_a_kept_grid_publishes_a_version(tmp_path):
+    """--grid-version keeps a published grid; --mine adds crops where that grid proposes."""
+    import shutil
+
+    from modelkit import load_model
+    from training.detector.__main__ import main
+
+    models = tmp_path / "models"
+    shutil.copytree("models/detector/3", models / "detector" / "3")
+    cache = tmp_path / "cache"
+    main([
+        "train-reading", "--scale", "0.002", "--reader-epochs", "1", "--input-size", "352",
+        "--cache-dir", str(cache), "--out", str(models), "--grid-version", "3",
+        "--reader-warm-start", "3", "--mine", "lookalikes=20", "--mine-version", "3",
+        "--tune", "--tune-count", "2", "--eval-images", "2",
+    ])  # fmt: skip
+    metadata = json.loads((models / "detector" / "4" / "metadata.json").read_text())
+    assert metadata["hyperparameters"]["epochs_run"] == {"reader": 1}  # no grid training
+    assert metadata["hyperparameters"]["grid_version"] == 3
+    assert metadata["hyperparameters"]["warm_start_version"] is None
+    assert metadata["hyperparameters"]["mined"] == {"lookalikes": 20}
+    # --tune chose the served settings on validation scenes and recorded how.
+    tuned = metadata["serving_settings_tuning"]
+    assert tuned["purpose"] == "validation" and len(tuned["rows"]) == 4 * 6
+    for key in ("objectness_weight", "confidence_threshold"):
+        assert metadata["detection"][key] == tuned["chosen"][key]
+    assert (
+        metadata["metrics"]["precision_recall_fp_at_confidence"]
+        == tuned["chosen"]["confidence_threshold"]
+    )
+    # The mined crops were made, for training and (5 %) for validation, and trained on.
+    assert {p.name for p in cache.glob("*-mined-*")} == {
+        "v2-mined-d3-train-lookalikes-seed0-n20.npz",
+        "v2-mined-d3-validation-lookalikes-seed0-n1.npz",
+    }
+    with np.load(cache / "v2-mined-d3-train-lookalikes-seed0-n20.npz") as mined:
+        mined_crops = len(mined["crops"])
+    data = json.loads((cache / "runs" / "reading-v2" / "data.json").read_text())
+    with np.load(next(cache.glob("v2-reading-train-real-*.npz"))) as real:
+        assert data["crops"] > mined_crops + len(real["crops"]) - 1
+    # The new version's grid is version 3's: the same outputs for the same image.
+    image = np.asarray(next(generate("photos", 1, seed=0, purpose="eval")).image.resize((352, 352)))
+    batch = image[None].astype(np.float32) / 255
+    new, old = load_model(models, "detector", 4), load_model(models, "detector", 3)
+    np.testing.assert_allclose(new.predict(batch), old.predict(batch), atol=1e-5)
+
+
+def test_the_objectness_weight_is_a_served_setting():
+    from training.detector.train_reading import ReadingConfig, detection_metadata
+
+    assert detection_metadata(ReadingConfig())["objectness_weight"] == 1.0  # the plain product
+    assert detection_metadata(ReadingConfig(objectness_weight=0.25))["objectness_weight"] == 0.25
+
+
 def test_publish_only_without_a_trained_run_says_what_is_missing(tmp_path):
     from training.detector.train_reading import ReadingConfig, load_trained
 

@@ -4,6 +4,7 @@ python -m training.detector generate --layout real --count 200 --out /tmp/detect
 python -m training.detector train --time-budget 56     # v1 recipe: humble + one-stage grid
 python -m training.detector train-reading              # v2 recipe: proposal grid + reader
 python -m training.detector eval --tesseract           # every version side by side
+python -m training.detector tune --version 4           # serving settings, on validation scenes
 python -m training.detector pack-sources --out F.tar.xz # photos and fonts for a GPU machine
 """
 
@@ -19,6 +20,7 @@ from training.data import DEFAULT_MODELS_DIR
 from training.detector import dataset, evaluate
 from training.detector.arrays import DEFAULT_CACHE_DIR
 from training.detector.config import TrainingConfig
+from training.detector.tuning import THRESHOLDS, TUNING_COUNT, TUNING_SEED, WEIGHTS
 
 
 def generate_command(args: argparse.Namespace) -> None:
@@ -62,6 +64,13 @@ def train_command(args: argparse.Namespace) -> None:
     print(f"published {path}")
 
 
+def _layout_count(text: str) -> tuple[str, int]:
+    layout, _, count = text.partition("=")
+    if layout not in dataset.LAYOUTS or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"expected LAYOUT=SCENES with a known layout: {text!r}")
+    return layout, int(count)
+
+
 def train_reading_command(args: argparse.Namespace) -> None:
     from training.detector import train_reading
 
@@ -81,12 +90,22 @@ def train_reading_command(args: argparse.Namespace) -> None:
         grid_epochs=args.grid_epochs,
         reader_epochs=args.reader_epochs,
         reader_batch_size=args.reader_batch_size,
+        reader_learning_rate=args.reader_learning_rate or defaults.reader_learning_rate,
+        grid_learning_rate=args.grid_learning_rate or defaults.grid_learning_rate,
         grid_batch_size=args.grid_batch_size,
         data_workers=args.data_workers,
         grid_time_budget_minutes=args.grid_time_budget,
         reader_time_budget_minutes=args.reader_time_budget,
-        warm_start_version=None if args.no_warm_start else args.warm_start,
+        warm_start_version=(
+            None if args.no_warm_start or args.grid_version is not None else args.warm_start
+        ),
         reader_warm_start_version=args.reader_warm_start,
+        grid_version=args.grid_version,
+        mined=dict(args.mine or {}),
+        mining_version=args.mine_version,
+        objectness_weight=(
+            defaults.objectness_weight if args.objectness_weight is None else args.objectness_weight
+        ),
         run=args.run_name,
         cache_dir=args.cache_dir,
         models_dir=args.out,
@@ -100,12 +119,25 @@ def train_reading_command(args: argparse.Namespace) -> None:
         return
     grid, reader = train_reading.load_trained(config)
     record = train_reading.run_record(config)
+    tuned = None
+    if args.tune:
+        from training.detector import tuning
+
+        detection = train_reading.detection_metadata(config)
+        tuned = tuning.tune(
+            tuning.KerasSignature(grid, detection), tuning.KerasSignature(reader, detection),
+            count=args.tune_count,
+        )  # fmt: skip
+        print(tuning.format_tuning(tuned))
+        print(f"serving settings chosen on validation scenes: {tuned['chosen']}")
+        config.objectness_weight = tuned["chosen"]["objectness_weight"]
+        config.confidence_threshold = tuned["chosen"]["confidence_threshold"]
     validation = train_reading.reading_data(config, "validation")
     command = "; ".join(dict.fromkeys([*record["commands"], command]))
     path = train_reading.publish_reading(
         args.out, config, grid, reader, record["histories"], record["seconds"], validation,
         command, eval_count=args.eval_images, warm_started_layers=record["warm_started_layers"],
-        machines=record["machines"],
+        machines=record["machines"], tuning=tuned,
     )  # fmt: skip
     print(f"published {path}")
 
@@ -117,6 +149,31 @@ def pack_sources_command(args: argparse.Namespace) -> None:
     size = args.out.stat().st_size / 2**20
     print(f"{args.out}: {counts['backgrounds']} backgrounds, {counts['fonts']} fonts, "
           f"{size:.1f} MiB; unpack it into DIR there, set DETECTOR_SOURCES_ROOT=DIR")  # fmt: skip
+
+
+def tune_command(args: argparse.Namespace) -> None:
+    from modelkit import load_model
+    from training.detector import tuning
+
+    grid = load_model(args.models, "detector", args.version, runtime=args.runtime)
+    if not grid.metadata["detection"].get("reader"):
+        raise SystemExit(f"detector version {args.version} does not read: nothing to tune")
+    reader = load_model(args.models, "detector", args.version, runtime=args.runtime,
+                        signature="reader")  # fmt: skip
+    result = tuning.tune(grid, reader, args.weights, args.thresholds, args.count, args.seed)
+    served = {key: grid.metadata["detection"].get(key, 1.0)
+              for key in ("objectness_weight", "confidence_threshold")}  # fmt: skip
+    print(f"detector v{args.version} on {args.count} validation images per set "
+          f"(seed {args.seed}); served: {served}")  # fmt: skip
+    print(tuning.format_tuning(result))
+    print(f"best mean F1: {result['chosen']}")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(value) for value in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"numbers separated by commas: {text!r}") from None
 
 
 def version_detectors(
@@ -251,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
     reading.add_argument("--reader-epochs", type=int, default=6)
     reading.add_argument("--reader-batch-size", type=int, default=256)
     reading.add_argument("--grid-batch-size", type=int, default=32)
+    reading.add_argument("--reader-learning-rate", type=float, help="Adam's, before the cosine")
+    reading.add_argument("--grid-learning-rate", type=float, help="Adam's, before the cosine")
     reading.add_argument("--data-workers", type=int, default=1, help="batch-making threads")
     reading.add_argument(
         "--stage", choices=("both", "reader", "grid", "data"), default="both",
@@ -277,6 +336,28 @@ def main(argv: list[str] | None = None) -> None:
         "--reader-warm-start", type=int, help="a reading version whose reader to go on from"
     )
     reading.add_argument(
+        "--objectness-weight", type=float,
+        help="serving: score = objectness ** weight x the reader's probability (default 1)",
+    )  # fmt: skip
+    reading.add_argument(
+        "--grid-version", type=int,
+        help="keep this published version's grid as it is and train only the reader",
+    )  # fmt: skip
+    reading.add_argument(
+        "--mine", type=_layout_count, action="append", metavar="LAYOUT=SCENES",
+        help="reader crops where --mine-version's grid proposes, on SCENES fresh scenes of "
+        "LAYOUT (repeat per layout; validation gets 5 %% as many)",
+    )  # fmt: skip
+    reading.add_argument("--mine-version", type=int, help="the version whose grid proposes")
+    reading.add_argument(
+        "--tune", action="store_true",
+        help="choose the objectness weight and the confidence threshold on validation scenes "
+        "before the export (training.detector.tuning); they override the flags",
+    )  # fmt: skip
+    reading.add_argument(
+        "--tune-count", type=int, default=TUNING_COUNT, help="validation images per tuning set"
+    )
+    reading.add_argument(
         "--run", dest="run_name", default="reading-v2", help="checkpoint folder name"
     )
     reading.add_argument("--resume", action="store_true", help="go on from the run's checkpoints")
@@ -291,6 +372,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     pack.add_argument("--out", type=Path, required=True)
     pack.set_defaults(run=pack_sources_command)
+
+    tune = commands.add_parser(
+        "tune", help="a reading version's settings on validation scenes (weight x threshold)"
+    )
+    tune.add_argument("--version", type=int, required=True)
+    tune.add_argument("--models", type=Path, default=DEFAULT_MODELS_DIR)
+    tune.add_argument("--weights", type=_floats, default=WEIGHTS, help="e.g. 1,0.5,0.25,0")
+    tune.add_argument("--thresholds", type=_floats, default=THRESHOLDS, help="e.g. 0.3,0.5")
+    tune.add_argument("--count", type=int, default=TUNING_COUNT, help="images per set")
+    tune.add_argument("--seed", type=int, default=TUNING_SEED)
+    tune.add_argument("--runtime", choices=("onnxruntime", "tensorflow"), default="onnxruntime")
+    tune.set_defaults(run=tune_command)
 
     evaluation = commands.add_parser("eval", help="mAP table of every published version")
     evaluation.add_argument("--models", type=Path, default=DEFAULT_MODELS_DIR)

@@ -24,7 +24,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from training.detector.arrays import DEFAULT_CACHE_DIR, ReadingData, generated_reading
+from training.detector.arrays import (
+    DEFAULT_CACHE_DIR,
+    ReadingData,
+    generated_reading,
+    mined_reading,
+)
 from training.detector.train import Batches, TimeBudget
 
 
@@ -55,7 +60,15 @@ class ReadingConfig:
     # The service's default score threshold: the best mean F1 over the validation sets (photos,
     # clutter, look-alikes) for version 3; precision, recall and FP figures are read at it.
     confidence_threshold: float = 0.4
+    # Score = objectness ** objectness_weight x the reader's probability (modelkit.detection).
+    objectness_weight: float = 1.0
     warm_start_version: int | None = 1  # the grid's
+    # A published version whose grid is kept as it is: only the reader trains (`--grid-version`).
+    grid_version: int | None = None
+    # Extra reader crops where a published version's grid proposes (training.detector.mining):
+    # scenes per layout, the same counts scaled down for validation, and that version.
+    mined: dict[str, int] = field(default_factory=dict)
+    mining_version: int | None = None
     reader_warm_start_version: int | None = None  # a reading version whose reader to go on from
     grid_time_budget_minutes: float | None = None
     reader_time_budget_minutes: float | None = None
@@ -70,6 +83,9 @@ class ReadingConfig:
         return values
 
 
+MINED_VALIDATION_SHARE = 0.05  # of each mined layout's scene count, for validation
+
+
 def reading_data(config: ReadingConfig, purpose: str) -> ReadingData:
     mix = config.mix if purpose == "train" else config.validation_mix
     parts = [
@@ -77,7 +93,41 @@ def reading_data(config: ReadingConfig, purpose: str) -> ReadingData:
         for layout, count in mix.items()
         if count
     ]
-    return parts[0].concatenate(*parts[1:])
+    data = parts[0].concatenate(*parts[1:])
+    mined = mined_data(config, purpose)
+    if mined is not None:
+        data.crops = np.concatenate([data.crops, mined[0]])
+        data.crop_targets = np.concatenate([data.crop_targets, mined[1]])
+    return data
+
+
+def models_dir(config: ReadingConfig) -> Path:
+    from training.data import DEFAULT_MODELS_DIR
+
+    return (config.models_dir or DEFAULT_MODELS_DIR).resolve()
+
+
+def mined_data(config: ReadingConfig, purpose: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The mined reader crops of `config.mined` (train), or of a share of it (validation)."""
+    if not config.mined:
+        return None
+    if config.mining_version is None:
+        raise ValueError("mined reader crops need the version whose grid proposes them")
+    share = 1.0 if purpose == "train" else MINED_VALIDATION_SHARE
+    parts = [
+        mined_reading(
+            layout,
+            max(1, round(count * share)),
+            config.seed,
+            purpose,
+            models_dir(config),
+            config.mining_version,
+            config.cache_dir,
+        )
+        for layout, count in config.mined.items()
+        if count
+    ]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 class CropBatches(keras.utils.PyDataset):
@@ -260,7 +310,6 @@ def train_grid(
     """The proposal grid: v1's network with a third class, warm-started from a version."""
     import functools
 
-    from training.data import DEFAULT_MODELS_DIR
     from training.detector.model import detection_loss, encode_targets
     from training.detector.real import OTHER
 
@@ -271,8 +320,7 @@ def train_grid(
     if config.warm_start_version is not None:
         from training.detector.reading import warm_start
 
-        models_dir = config.models_dir or DEFAULT_MODELS_DIR
-        previous_path = models_dir / "detector" / str(config.warm_start_version)
+        previous_path = models_dir(config) / "detector" / str(config.warm_start_version)
         previous = keras.saving.load_model(previous_path / "model.keras", compile=False)
         copied = warm_start(model, previous)
         print(f"warm start: {copied} layers from detector version {config.warm_start_version}")
@@ -313,11 +361,10 @@ def train_reader(
     model = build_reader()
     copied = 0
     if config.reader_warm_start_version is not None:
-        from training.data import DEFAULT_MODELS_DIR
         from training.detector.reading import warm_start
 
-        models_dir = config.models_dir or DEFAULT_MODELS_DIR
-        path = models_dir / "detector" / str(config.reader_warm_start_version) / "reader.keras"
+        version = str(config.reader_warm_start_version)
+        path = models_dir(config) / "detector" / version / "reader.keras"
         copied = warm_start(model, keras.saving.load_model(path, compile=False))
         print(f"reader warm start: {copied} layers from {path}")
     size, workers = config.reader_batch_size, config.data_workers
@@ -369,9 +416,16 @@ def train_stages(
         data = {"seconds": seconds, "scenes": len(train.scenes), "crops": len(train.crops)}
         data_path.write_text(json.dumps(data))
     trainers = {"reader": train_reader, "grid": train_grid}
+    if config.grid_version is not None and "grid" in stages:
+        print(f"grid: version {config.grid_version}'s, kept as it is (not trained)")
+        stages = tuple(stage for stage in stages if stage != "grid")
     return {
         stage: trainers[stage](config, train, validation, resume, command)[1] for stage in stages
     }
+
+
+def published_grid_path(config: ReadingConfig) -> Path:
+    return models_dir(config) / "detector" / str(config.grid_version) / "model.keras"
 
 
 def load_trained(config: ReadingConfig) -> tuple[keras.Model, keras.Model]:
@@ -381,6 +435,10 @@ def load_trained(config: ReadingConfig) -> tuple[keras.Model, keras.Model]:
     grid, reader = build_grid(config), build_reader()
     for stage, model in (("grid", grid), ("reader", reader)):
         weights = run_dir(config) / stage / "best.weights.h5"
+        if stage == "grid" and config.grid_version is not None:
+            weights = published_grid_path(config)
+            model.set_weights(keras.saving.load_model(weights, compile=False).get_weights())
+            continue
         if not weights.exists():
             raise FileNotFoundError(f"{weights}: train the {stage} first (train-reading)")
         model.load_weights(weights)
@@ -390,7 +448,8 @@ def load_trained(config: ReadingConfig) -> tuple[keras.Model, keras.Model]:
 def run_record(config: ReadingConfig) -> dict:
     """What a trained run's folder says: histories, wall seconds, warm-started layers, the
     commands and machines of its sittings (`publish_reading`'s keyword arguments)."""
-    states = {stage: read_state(run_dir(config) / stage) for stage in STAGES}
+    trained = STAGES if config.grid_version is None else ("reader",)
+    states = {stage: read_state(run_dir(config) / stage) for stage in trained}
     data_path = run_dir(config) / "data.json"
     data = json.loads(data_path.read_text()) if data_path.exists() else {}
     seconds = {"data": data.get("seconds", 0.0)}
@@ -399,7 +458,7 @@ def run_record(config: ReadingConfig) -> dict:
     return {
         "histories": {stage: state["history"] for stage, state in states.items()},
         "seconds": seconds,
-        "warm_started_layers": int(states["grid"].get("warm_started_layers", 0)),
+        "warm_started_layers": int(states.get("grid", {}).get("warm_started_layers", 0)),
         "commands": list(commands),
         "machines": {stage: state.get("machines", []) for stage, state in states.items()},
     }
@@ -437,8 +496,9 @@ def detection_metadata(config: ReadingConfig) -> dict:
                 "x_max",
                 "y_max",
             ][: READER_CLASSES + 4],
-            "score": "objectness x the reader's probability of its best label",
+            "score": "objectness ** objectness_weight x the reader's probability of its best label",
         },
+        "objectness_weight": config.objectness_weight,
         "proposal_threshold": config.proposal_threshold,
         "max_proposals": config.max_proposals,
         "confidence_threshold": config.confidence_threshold,
@@ -462,6 +522,7 @@ def publish_reading(
     eval_count: int | None = None,
     warm_started_layers: int = 0,
     machines: dict[str, list[str]] | None = None,
+    tuning: dict | None = None,
 ) -> Path:
     """Export the grid and the reader into a new `detector` version, evaluate, describe it."""
     from modelkit import load_model
@@ -539,6 +600,8 @@ def publish_reading(
             training_command=command,
             training_machines=machines or {},
         )
+        if tuning is not None:  # how objectness_weight and confidence_threshold were chosen
+            writer.metadata["serving_settings_tuning"] = tuning
         path = writer.publish()
     except BaseException:
         writer.discard()
