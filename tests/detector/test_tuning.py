@@ -27,9 +27,10 @@ def test_tune_reads_every_setting_and_picks_the_best_mean_f1(version_3):
     ]  # fmt: skip
     best = max(rows, key=lambda r: r["mean_f1"])
     assert result["chosen"] == {
+        "proposal_threshold": 0.01, "max_proposals": 48,  # the version's, when not tried
         "objectness_weight": best["objectness_weight"],
         "confidence_threshold": best["confidence_threshold"],
-    }
+    }  # fmt: skip
     for first, second in ((rows[0], rows[1]), (rows[2], rows[3])):
         for layout in ("photos", "clutter", "lookalikes"):
             low, high = first["sets"][layout], second["sets"][layout]
@@ -44,10 +45,24 @@ def test_tune_reads_every_setting_and_picks_the_best_mean_f1(version_3):
     assert table.count("\n") == 1 + len(rows) and "**" in table
 
 
+def test_more_proposals_find_more_of_a_pages_words(version_3):
+    grid, reader = version_3
+    result = tune(
+        grid, reader, weights=(1.0,), thresholds=(0.3,), count=6, layouts=("clutter",),
+        proposals=[(0.01, 4), (0.01, 48)],
+    )  # fmt: skip
+    few, many = result["rows"]
+    assert (few["max_proposals"], many["max_proposals"]) == (4, 48)
+    assert few["sets"]["clutter"]["recall"] < many["sets"]["clutter"]["recall"]
+    assert few["images_per_second"] > 0
+
+
 def test_the_tune_command_prints_the_table(capsys):
-    main(["tune", "--version", "3", "--count", "2", "--weights", "1,0.5", "--thresholds", "0.4"])
+    main(["tune", "--version", "3", "--count", "2", "--weights", "1,0.5", "--thresholds", "0.4",
+          "--max-proposals", "24,48"])  # fmt: skip
     out = capsys.readouterr().out
-    assert "served: {'objectness_weight': 1.0, 'confidence_threshold': 0.4}" in out
-    assert out.count("| 0.4 |") + out.count("| **0.4** |") == 2 and "best mean F1" in out
+    assert "'max_proposals': 48, 'objectness_weight': 1.0, 'confidence_threshold': 0.4}" in out
+    assert out.count("| 0.4 |") + out.count("| **0.4** |") == 4 and "best mean F1" in out
+    assert out.count("| 0.01, 24 |") + out.count("| **0.01, 24** |") == 2
     with pytest.raises(SystemExit):
         main(["tune", "--version", "3", "--weights", "a,b"])

@@ -11,6 +11,7 @@ python -m training.detector pack-sources --out F.tar.xz # photos and fonts for a
 from __future__ import annotations
 
 import argparse
+import itertools
 import shlex
 import sys
 import time
@@ -130,8 +131,8 @@ def train_reading_command(args: argparse.Namespace) -> None:
         )  # fmt: skip
         print(tuning.format_tuning(tuned))
         print(f"serving settings chosen on validation scenes: {tuned['chosen']}")
-        config.objectness_weight = tuned["chosen"]["objectness_weight"]
-        config.confidence_threshold = tuned["chosen"]["confidence_threshold"]
+        for key, value in tuned["chosen"].items():
+            setattr(config, key, value)
     validation = train_reading.reading_data(config, "validation")
     command = "; ".join(dict.fromkeys([*record["commands"], command]))
     path = train_reading.publish_reading(
@@ -160,9 +161,15 @@ def tune_command(args: argparse.Namespace) -> None:
         raise SystemExit(f"detector version {args.version} does not read: nothing to tune")
     reader = load_model(args.models, "detector", args.version, runtime=args.runtime,
                         signature="reader")  # fmt: skip
-    result = tuning.tune(grid, reader, args.weights, args.thresholds, args.count, args.seed)
-    served = {key: grid.metadata["detection"].get(key, 1.0)
-              for key in ("objectness_weight", "confidence_threshold")}  # fmt: skip
+    detection = grid.metadata["detection"]
+    proposals = list(itertools.product(
+        args.proposal_thresholds or (detection["proposal_threshold"],),
+        args.max_proposals or (detection["max_proposals"],),
+    ))  # fmt: skip
+    result = tuning.tune(
+        grid, reader, args.weights, args.thresholds, args.count, args.seed, proposals=proposals
+    )
+    served = {key: detection.get(key, 1.0) for key in tuning.CHOSEN}
     print(f"detector v{args.version} on {args.count} validation images per set "
           f"(seed {args.seed}); served: {served}")  # fmt: skip
     print(tuning.format_tuning(result))
@@ -174,6 +181,10 @@ def _floats(text: str) -> tuple[float, ...]:
         return tuple(float(value) for value in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"numbers separated by commas: {text!r}") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(value) for value in _floats(text))
 
 
 def version_detectors(
@@ -380,6 +391,8 @@ def main(argv: list[str] | None = None) -> None:
     tune.add_argument("--models", type=Path, default=DEFAULT_MODELS_DIR)
     tune.add_argument("--weights", type=_floats, default=WEIGHTS, help="e.g. 1,0.5,0.25,0")
     tune.add_argument("--thresholds", type=_floats, default=THRESHOLDS, help="e.g. 0.3,0.5")
+    tune.add_argument("--proposal-thresholds", type=_floats, help="default: the version's")
+    tune.add_argument("--max-proposals", type=_ints, help="e.g. 48,96 (default: the version's)")
     tune.add_argument("--count", type=int, default=TUNING_COUNT, help="images per set")
     tune.add_argument("--seed", type=int, default=TUNING_SEED)
     tune.add_argument("--runtime", choices=("onnxruntime", "tensorflow"), default="onnxruntime")

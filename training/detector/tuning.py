@@ -15,6 +15,7 @@ neither the training scenes nor the evaluation's or the test set's.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,7 @@ TUNING_SEED = 7
 TUNING_COUNT = 250
 WEIGHTS = (1.0, 0.5, 0.25, 0.0)
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+CHOSEN = ("proposal_threshold", "max_proposals", "objectness_weight", "confidence_threshold")
 
 
 class WithSettings:
@@ -69,13 +71,31 @@ def tune(
     count: int = TUNING_COUNT,
     seed: int = TUNING_SEED,
     layouts: Sequence[str] = TUNING_SETS,
+    proposals: Sequence[tuple[float, int]] = (),
 ) -> dict[str, Any]:
-    """Every (weight, threshold) on the validation sets, and the pick (`chosen`)."""
+    """Every (weight, threshold) on the validation sets, and the pick (`chosen`).
+
+    `proposals`, pairs of (proposal_threshold, max_proposals), are tried too when given (the
+    grid's own settings otherwise); each row says its images/s, since more proposals cost
+    reader time: a pick among those is a trade-off for a person, `chosen` only reads F1.
+    """
+    import time
+
     sets = {layout: list(generate(layout, count, seed, purpose="validation")) for layout in layouts}
+    served = grid.metadata["detection"]
+    pairs = list(proposals) or [(served["proposal_threshold"], served["max_proposals"])]
     rows = []
-    for weight in weights:
-        detector = evaluate.reading_detector(WithSettings(grid, objectness_weight=weight), reader)
+    for (proposal_threshold, max_proposals), weight in itertools.product(pairs, weights):
+        changed = WithSettings(
+            grid,
+            objectness_weight=weight,
+            proposal_threshold=proposal_threshold,
+            max_proposals=max_proposals,
+        )
+        detector = evaluate.reading_detector(changed, reader)
+        start = time.perf_counter()
         found = {layout: detector([s.image for s in samples]) for layout, samples in sets.items()}
+        speed = len(layouts) * count / (time.perf_counter() - start)
         maps = {
             layout: evaluate.score_detections(found[layout], samples)["map50"]
             for layout, samples in sets.items()
@@ -95,9 +115,12 @@ def tune(
             mean_f1 = float(np.mean([m["f1"] for m in per_set.values()]))
             rows.append(
                 {
+                    "proposal_threshold": proposal_threshold,
+                    "max_proposals": max_proposals,
                     "objectness_weight": weight,
                     "confidence_threshold": threshold,
                     "mean_f1": round(mean_f1, 4),
+                    "images_per_second": round(speed, 1),
                     "sets": per_set,
                 }
             )
@@ -107,10 +130,7 @@ def tune(
         "seed": seed,
         "images_per_set": count,
         "rule": "best mean F1 over the sets; F1 at the threshold, mAP@0.5 over all scores",
-        "chosen": {
-            "objectness_weight": best["objectness_weight"],
-            "confidence_threshold": best["confidence_threshold"],
-        },
+        "chosen": {key: best[key] for key in CHOSEN},
         "rows": rows,
     }
 
@@ -119,18 +139,18 @@ def format_tuning(result: dict[str, Any]) -> str:
     """A Markdown table of the tuning rows, the pick in bold."""
     layouts = list(result["rows"][0]["sets"])
     chosen = result["chosen"]
-    head = ["weight", "threshold", "mean F1"]
-    head += [f"{layout} mAP / F1" for layout in layouts] + ["look-alike FP / image"]
+    head = ["proposals (threshold, cap)", "weight", "threshold", "mean F1"]
+    head += [f"{layout} mAP / F1" for layout in layouts]
+    head += ["look-alike FP / image", "images/s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---:|" * len(head)]
     for row in result["rows"]:
-        picked = (row["objectness_weight"], row["confidence_threshold"]) == (
-            chosen["objectness_weight"],
-            chosen["confidence_threshold"],
-        )
-        cells = [f"{row['objectness_weight']:g}", f"{row['confidence_threshold']:g}"]
+        picked = all(row[key] == value for key, value in chosen.items())
+        cells = [f"{row['proposal_threshold']:g}, {row['max_proposals']}"]
+        cells += [f"{row['objectness_weight']:g}", f"{row['confidence_threshold']:g}"]
         cells.append(f"{row['mean_f1']:.3f}")
         cells += [f"{m['map50']:.3f} / {m['f1']:.3f}" for m in row["sets"].values()]
         cells.append(f"{row['sets'].get('lookalikes', {}).get('lookalike_fp', float('nan')):.2f}")
+        cells.append(f"{row['images_per_second']:.0f}")
         if picked:
             cells = [f"**{cell}**" for cell in cells]
         lines.append("| " + " | ".join(cells) + " |")
