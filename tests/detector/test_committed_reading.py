@@ -1,4 +1,4 @@
-"""The committed reading detectors (models/detector/2 and 3) on a photograph never seen."""
+"""The committed reading detectors (models/detector/2, 3 and 4) on a photograph never seen."""
 
 from pathlib import Path
 
@@ -34,7 +34,7 @@ def photo_with_words() -> tuple[Image.Image, dict[str, tuple[int, int, int, int]
     return image, boxes
 
 
-READING_VERSIONS = (2, 3)
+READING_VERSIONS = (2, 3, 4)
 
 
 @pytest.fixture(scope="module", params=READING_VERSIONS, ids=lambda v: f"v{v}")
