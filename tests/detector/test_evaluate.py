@@ -157,3 +157,13 @@ def test_each_model_is_read_at_its_own_threshold(samples_by_image):
     assert table["served-at-0.4"]["lookalikes"]["lookalike_fp"] == 0
     assert table["default"]["lookalikes"]["lookalike_fp"] > 0  # read at 0.3
     assert table["served-at-0.4"]["lookalikes"]["map50"] == table["default"]["lookalikes"]["map50"]
+
+
+def test_the_preview_draws_a_version_at_its_served_threshold(tmp_path, capsys):
+    from training.detector.__main__ import main
+
+    picture = tmp_path / "preview.png"
+    main(["eval", "--version", "4", "--no-humble", "--sets", "photos", "--count", "1",
+          "--preview", str(picture)])  # fmt: skip
+    assert "predictions of v4 at 0.7 on held-out photos" in capsys.readouterr().out
+    assert Image.open(picture).size[0] > 0

@@ -262,8 +262,12 @@ def eval_command(args: argparse.Namespace) -> None:
     ))  # fmt: skip
     if args.preview:
         name = list(detectors)[-1]
-        evaluate.predictions_picture(detectors[name], args.preview, layout=args.preview_set)
-        print(f"predictions of {name} on held-out {args.preview_set} images -> {args.preview}")
+        served = thresholds.get(name, evaluate.CONFIDENCE_THRESHOLD)  # as the service shows it
+        evaluate.predictions_picture(
+            detectors[name], args.preview, confidence=served, layout=args.preview_set
+        )
+        print(f"predictions of {name} at {served} on held-out {args.preview_set} images -> "
+              f"{args.preview}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
