@@ -50,6 +50,7 @@ import string
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -316,6 +317,16 @@ def stop(stack: Stack) -> None:
         print(f"warning: supervisord exited with {code}; see {stack.base}", file=sys.stderr)
 
 
+def served_versions(running: Running) -> dict[str, int]:
+    """The version of each model the app serves (`GET /v1/models` through the gateway): what a
+    run measured, whatever the caller asked for (the stack passes no APP_* of its own on)."""
+    request = urllib.request.Request(
+        f"{running.stack.url}/v1/models", headers={"Authorization": f"Bearer {running.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return {model["name"]: model["version"] for model in json.load(answer)["models"]}
+
+
 def programs_rss(running: Running) -> dict[str, float]:
     """RSS in MB of every program; nginx's is the master's and its workers' together."""
     stack = running.stack
@@ -356,6 +367,8 @@ def one_run(args: argparse.Namespace, work: Path, repeat: int) -> dict[str, Any]
                 "rss_mb_at_rest": programs_rss(running),
                 "load": {},
             }
+            if not variant.naive:  # the naive app serves the classifier only, unversioned
+                figures["served_versions"] = served_versions(running)
             for route_key in variant.routes(args.routes):
                 route = all_routes[route_key]
                 figures["load"][route_key] = {}

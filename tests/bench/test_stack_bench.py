@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 
 MAX_REQUESTS = 300
 CONCURRENCY = (1, 32)
+PINNED_DETECTOR = 2  # not the newest: the pin has to reach the app to be served
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def bench_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
         *("--variants", "gateway", "no-auth", "--concurrency", *map(str, CONCURRENCY)),
         *("--duration", "1", "--warmup", "0", "--repeats", "1"),
         *("--max-requests", str(MAX_REQUESTS), "--json", str(out), "--markdown", str(doc)),
+        *("--detector-version", str(PINNED_DETECTOR)),
     ]
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
@@ -89,3 +91,11 @@ def test_only_the_generated_section_is_rewritten(bench_run: tuple[dict, str]) ->
     assert "old figures" not in doc
     assert "| `GET /v1/models/vae` | 32 |" in doc
     assert "bench/stack.py --routes trivial" in doc
+
+
+def test_the_pinned_detector_version_is_what_each_stack_served(bench_run: tuple[dict, str]) -> None:
+    run, _ = bench_run
+    for key in ("gateway", "no-auth"):
+        served = run["runs"][0]["variants"][key]["served_versions"]
+        assert served["detector"] == PINNED_DETECTOR, (key, served)
+        assert served["classifier"] >= 1 and served["vae"] >= 1
