@@ -5,6 +5,7 @@ python -m training.detector train --time-budget 56     # v1 recipe: humble + one
 python -m training.detector train-reading              # v2 recipe: proposal grid + reader
 python -m training.detector eval --tesseract           # every version side by side
 python -m training.detector tune --version 4           # serving settings, on validation scenes
+python -m training.detector errors --version 4         # what it misses and misreads, and why
 python -m training.detector pack-sources --out F.tar.xz # photos and fonts for a GPU machine
 """
 
@@ -174,6 +175,20 @@ def tune_command(args: argparse.Namespace) -> None:
           f"(seed {args.seed}); served: {served}")  # fmt: skip
     print(tuning.format_tuning(result))
     print(f"best mean F1: {result['chosen']}")
+
+
+def errors_command(args: argparse.Namespace) -> None:
+    from modelkit import load_model
+    from training.detector import errors
+
+    grid = load_model(args.models, "detector", args.version)
+    if not grid.metadata["detection"].get("reader"):
+        raise SystemExit(f"detector version {args.version} does not read: no error report")
+    reader = load_model(args.models, "detector", args.version, signature="reader")
+    print(f"detector v{args.version} at its served settings, validation scenes (seed {args.seed})")
+    for layout in args.sets:
+        report = errors.validation_errors(grid, reader, layout, args.count, args.seed)
+        print(errors.format_report(layout, report))
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -401,6 +416,18 @@ def main(argv: list[str] | None = None) -> None:
     tune.add_argument("--seed", type=int, default=TUNING_SEED)
     tune.add_argument("--runtime", choices=("onnxruntime", "tensorflow"), default="onnxruntime")
     tune.set_defaults(run=tune_command)
+
+    errors_parser = commands.add_parser(
+        "errors", help="a reading version's misses and false positives on validation scenes"
+    )
+    errors_parser.add_argument("--version", type=int, required=True)
+    errors_parser.add_argument("--models", type=Path, default=DEFAULT_MODELS_DIR)
+    errors_parser.add_argument(
+        "--sets", nargs="+", choices=evaluate.EVAL_SETS, default=["lookalikes", "clutter"]
+    )
+    errors_parser.add_argument("--count", type=int, default=TUNING_COUNT, help="images per set")
+    errors_parser.add_argument("--seed", type=int, default=TUNING_SEED)
+    errors_parser.set_defaults(run=errors_command)
 
     evaluation = commands.add_parser("eval", help="mAP table of every published version")
     evaluation.add_argument("--models", type=Path, default=DEFAULT_MODELS_DIR)

@@ -51,6 +51,7 @@ class Sample:
     classes: np.ndarray  # (N,) int64 indices into LABELS
     # Boxes of the other words in the image (look-alikes, text): never targets.
     others: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    other_words: tuple[str, ...] = ()  # their texts, in the same order (for error reports)
 
 
 def sample_rng(purpose: str, seed: int, layout: str, index: int) -> np.random.Generator:

@@ -509,6 +509,7 @@ def _sample(image: Image.Image, placed: Sequence[Placed]) -> Sample:
         boxes=np.asarray([p.box() for p in targets], np.float32).reshape(-1, 4),
         classes=np.asarray([p.class_id for p in targets], np.int64),
         others=np.asarray([p.box() for p in others], np.float32).reshape(-1, 4),
+        other_words=tuple(p.text for p in others),
     )
 
 
