@@ -1,11 +1,15 @@
 """Dynamic micro-batching, as TF Serving, Triton and BentoML do it.
 
 Callers `await batcher.submit(rows)` with an array whose first axis holds one or more rows.
-A single worker task takes the first waiting request, keeps collecting for up to `max_delay_ms`
-or until `max_batch_size` rows, concatenates them, makes one runtime call in its own thread and
-hands every caller its own slice of the output, in order. A request larger than
-`max_batch_size` runs alone. The queue is bounded: when it is full `submit` raises
-`Overloaded` at once instead of letting latency grow without limit.
+A single worker task takes the first waiting request and everything queued behind it, up to
+`max_batch_size` rows; only when the previous batch had company (more than one request: there
+is load) does it also wait up to `max_delay_ms` for more. An idle server thus runs a lone
+request at once, with no batching tax, while under load requests gather during the running
+batch and the wait fills the next one. It concatenates the rows, makes one runtime call in its
+own thread and hands every caller its own slice of the output (of each output, when the
+runtime gives a list of them), in order. A request larger than `max_batch_size` runs alone.
+The queue is bounded: when it is full `submit` raises `Overloaded` at once instead of letting
+latency grow without limit.
 """
 
 from __future__ import annotations
@@ -24,13 +28,20 @@ from app.errors import Overloaded
 
 logger = logging.getLogger("app.batching")
 
-RunBatch = Callable[[np.ndarray], np.ndarray]
+Outputs = np.ndarray | list[np.ndarray]  # one output, or a model's every output in order
+RunBatch = Callable[[np.ndarray], Outputs]
 
 
 @dataclass
 class BatchedResult:
-    outputs: np.ndarray
+    outputs: Outputs  # the caller's rows of what `run` returned
     batch_size: int  # rows in the runtime call that produced these outputs
+
+
+def _rows(outputs: Outputs, start: int, stop: int) -> Outputs:
+    if isinstance(outputs, list):
+        return [output[start:stop] for output in outputs]
+    return outputs[start:stop]
 
 
 @dataclass
@@ -70,6 +81,7 @@ class Batcher:
         self._run = run
         self.max_batch_size = max_batch_size if enabled else 1
         self.max_delay_s = max_delay_ms / 1000 if enabled else 0.0
+        self._last_batch_requests = 0  # in the previous runtime call: >1 means there is load
         self.max_queue_size = max_queue_size
         self._retry_after_s = retry_after_s
         self._observer = observer or BatchObserver()
@@ -133,6 +145,7 @@ class Batcher:
             if not live:
                 continue
             self._running = live
+            self._last_batch_requests = len(live)
             inputs = live[0].rows if len(live) == 1 else np.concatenate([r.rows for r in live])
             started = time.perf_counter()
             try:
@@ -150,7 +163,7 @@ class Batcher:
             offset = 0
             for request in live:
                 if not request.future.done():
-                    result = outputs[offset : offset + request.size]
+                    result = _rows(outputs, offset, offset + request.size)
                     request.future.set_result(BatchedResult(result, len(inputs)))
                 offset += request.size
 
@@ -160,7 +173,9 @@ class Batcher:
         else:
             first = await self._queue.get()
         batch, rows = [first], first.size
-        deadline = time.perf_counter() + self.max_delay_s
+        # No load (the previous batch ran alone): take only what is queued, wait for nothing.
+        wait = self.max_delay_s if self._last_batch_requests > 1 else 0.0
+        deadline = time.perf_counter() + wait
         while rows < self.max_batch_size:
             try:
                 request = self._queue.get_nowait()

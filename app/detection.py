@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from app.errors import InvalidInput, UnsupportedMediaType
 from app.images import decode_image, encode_png
 from modelkit.detection import Detection, Letterbox, postprocess, read_words, to_model_input
+from modelkit.metadata import DetectionSettings
 from modelkit.repository import LoadedModel, load_model
 
 IMAGE_FIELD = "image"
@@ -74,25 +75,21 @@ class DetectionParameters:
     max_detections: int
 
 
-def detection_settings(metadata: dict[str, Any]) -> dict[str, Any]:
-    return metadata["detection"]
-
-
 def load_reader(model: LoadedModel) -> LoadedModel | None:
     """A reading detector's reader (the same version's `reader` signature), else None.
 
     One intra-op thread: it runs on at most `max_proposals` small crops per image, in the
     request's worker thread, and leaves the cores to the batched grid.
     """
-    reader = model.metadata["detection"].get("reader")
-    if not reader:
+    detection = model.contract.detection
+    if detection is None or not detection.reader:
         return None
     return load_model(
         model.path.parent.parent,
         model.name,
         model.version,
         runtime=model.runtime_name,
-        signature=reader["signature"],
+        signature=detection.reader,
         threads=1,
     )
 
@@ -100,11 +97,10 @@ def load_reader(model: LoadedModel) -> LoadedModel | None:
 def decode_detections(
     grid: np.ndarray,
     prepared: PreparedImage,
-    metadata: dict[str, Any],
+    settings: DetectionSettings,
     parameters: DetectionParameters,
     reader: LoadedModel | None = None,
 ) -> list[Detection]:
-    settings = detection_settings(metadata)
     if reader is not None:
         return read_words(
             prepared.image,
@@ -119,8 +115,8 @@ def decode_detections(
     return postprocess(
         grid,
         prepared.placement,
-        int(settings["input_size"]),
-        settings["labels"],
+        settings.input_size,
+        settings.labels,
         parameters.confidence,
         parameters.iou,
         parameters.max_detections,

@@ -2,6 +2,8 @@
 
 Every error answer is `{"error": "<code>", "detail": "<human sentence>"}`. Client mistakes get
 a 4xx with a sentence saying what to change; nothing a client sends produces a 500 or a trace.
+Under `/v2` (the Open Inference Protocol) the protocol's own shape wins, because its clients
+show `error` as the message: `{"error": "<human sentence>", "code": "<code>"}`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,19 @@ class TextTooLong(AppError):
     code = "text_too_long"
 
 
+class BadInferenceRequest(AppError):
+    """An Open Inference Protocol request that does not fit the model or the protocol: 400, as
+    the protocol and Triton answer it."""
+
+    status_code = 400
+    code = "invalid_inference_request"
+
+
+class VersionNotFound(AppError):
+    status_code = 404
+    code = "version_not_found"
+
+
 class ModelNotFound(AppError):
     status_code = 404
     code = "model_not_found"
@@ -83,10 +98,25 @@ class VersionRefused(AppError):
     code = "version_refused"
 
 
+PROTOCOL_PREFIX = "/v2"
+
+
+def error_body(code: str, detail: str, path: str = "") -> dict[str, str]:
+    """The JSON of an error answer on `path`: the protocol's shape under /v2, else ours."""
+    if path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/"):
+        return {"error": detail, "code": code}
+    return {"error": code, "detail": detail}
+
+
 def error_response(
-    status_code: int, code: str, detail: str, headers: dict[str, str] | None = None
+    status_code: int,
+    code: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    request: Request | None = None,
 ) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status_code, headers=headers)
+    body = error_body(code, detail, request.url.path if request is not None else "")
+    return JSONResponse(body, status_code=status_code, headers=headers)
 
 
 def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
@@ -104,12 +134,13 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
 
 async def _app_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return error_response(exc.status_code, exc.code, exc.detail, exc.headers)
+    return error_response(exc.status_code, exc.code, exc.detail, exc.headers, request)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, "invalid_request", describe_validation_errors(list(exc.errors())))
+    detail = describe_validation_errors(list(exc.errors()))
+    return error_response(422, "invalid_request", detail, request=request)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
@@ -121,23 +152,26 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's answer to a body it cannot parse at all (JSON that is not UTF-8, a broken
         # multipart stream): invalid JSON is 422 invalid_request like every other bad body.
         return error_response(
-            422, "invalid_request", "The request body cannot be parsed; send UTF-8 JSON."
-        )
+            422, "invalid_request", "The request body cannot be parsed; send UTF-8 JSON.",
+            request=request,
+        )  # fmt: skip
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     if exc.status_code == 404:
         detail = f"There is no route {request.method} {request.url.path}."
-    return error_response(exc.status_code, code, detail, getattr(exc, "headers", None))
+    return error_response(exc.status_code, code, detail, getattr(exc, "headers", None), request)
 
 
 async def _client_disconnect(request: Request, exc: Exception) -> JSONResponse:
     # The body-limit middleware cuts oversized bodies this way and has already sent its 413.
-    return error_response(400, "client_disconnected", "The request body was not received.")
+    detail = "The request body was not received."
+    return error_response(400, "client_disconnected", detail, request=request)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal_error", "The server failed to handle this request.")
+    detail = "The server failed to handle this request."
+    return error_response(500, "internal_error", detail, request=request)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,17 +11,20 @@ import numpy as np
 
 from app.errors import InvalidInput
 from app.images import encode_png, grayscale_to_image, tile
+from modelkit.metadata import ModelMetadata, Signature
 
 DEFAULT_WALK_RANGE = (-3.0, 3.0)
 
 
-def latent_size(metadata: dict[str, Any], input_spec: dict[str, Any]) -> int:
-    return int(metadata.get("latent", {}).get("size") or input_spec["shape"][-1])
+def latent_size(contract: ModelMetadata, signature: Signature) -> int:
+    """The latent space's size: the metadata's, else the decoder's input width."""
+    if contract.latent is not None:
+        return contract.latent.size
+    return int(signature.input.shape[-1] or 0)
 
 
-def walk_range(metadata: dict[str, Any]) -> tuple[float, float]:
-    low, high = metadata.get("latent", {}).get("walk_range", DEFAULT_WALK_RANGE)
-    return float(low), float(high)
+def walk_range(contract: ModelMetadata) -> tuple[float, float]:
+    return contract.latent.walk_range if contract.latent is not None else DEFAULT_WALK_RANGE
 
 
 def sample_latents(count: int, seed: int, size: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import BodyTooLarge
+from app.errors import BodyTooLarge, error_body
 from app.logging import AccessRecord, begin_request, write_access_line
 from app.metrics import Metrics
 
@@ -92,7 +92,7 @@ class BodySizeLimitMiddleware:
             return
         declared = _header(scope, "content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+            await self._refuse(send, scope["path"])
             return
         received = 0
         refused = False
@@ -108,7 +108,7 @@ class BodySizeLimitMiddleware:
                 if received > self.max_bytes:
                     refused = True
                     if not response_started:
-                        await self._refuse(send)
+                        await self._refuse(send, scope["path"])
                     return {"type": "http.disconnect"}
             return message
 
@@ -122,9 +122,9 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, limited_receive, guarded_send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, path: str) -> None:
         error = BodyTooLarge(f"The request body is larger than {self.max_bytes} bytes.")
-        body = json.dumps({"error": error.code, "detail": error.detail}).encode()
+        body = json.dumps(error_body(error.code, error.detail, path)).encode()
         await send(
             {
                 "type": "http.response.start",

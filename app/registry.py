@@ -1,6 +1,9 @@
 """The model registry: which version of each model is served, and swapping versions safely.
 
-For every configured model the registry loads the latest version (or the pinned one) through
+The models are those of `APP_MODELS`, or when it is unset every model in the repository,
+including models added later (each poll looks for new ones). Each is served as its options
+say (`Settings.options_for`: the environment over its `config.json`, read once when the model
+is first found). For every model the registry loads the latest version (or the pinned one) through
 `modelkit.load_model`, which verifies every artifact's sha256, builds the runtime, runs a
 warm-up batch, and only then makes it the version that new requests get. Requests hold the
 servable they started with (`async with registry.acquire(name)`), so a reload never changes the
@@ -30,7 +33,16 @@ from app.errors import ModelNotFound, ModelUnavailable
 from app.logging import note_inference
 from app.metrics import Metrics
 from app.settings import ModelOptions, Settings
-from modelkit.repository import METADATA_FILE, LoadedModel, list_versions, load_model
+from modelkit.metadata import ModelMetadata, tensors_json
+from modelkit.repository import (
+    METADATA_FILE,
+    LoadedModel,
+    ModelRepositoryError,
+    list_models,
+    list_versions,
+    load_model,
+    read_model_config,
+)
 
 logger = logging.getLogger("app.registry")
 
@@ -71,10 +83,20 @@ class Servable:
     def metadata(self) -> dict[str, Any]:
         return self.model.metadata
 
+    @property
+    def contract(self) -> ModelMetadata:
+        """The version's typed metadata, read once at load."""
+        return self.model.contract
+
     async def infer(self, rows: np.ndarray) -> np.ndarray:
         """The model's first output for `rows`, computed in whatever batch the worker forms."""
+        return (await self.infer_all(rows))[0]
+
+    async def infer_all(self, rows: np.ndarray) -> list[np.ndarray]:
+        """Every output of the signature for `rows`, in its order (`model.output_names`)."""
         result: BatchedResult = await self.batcher.submit(rows)
         note_inference(self.name, self.version, result.batch_size)
+        assert isinstance(result.outputs, list)
         return result.outputs
 
 
@@ -88,6 +110,7 @@ class _Entry:
     # version -> (mtime of its metadata when refused, reason): not retried until the file changes
     refused: dict[int, tuple[float, str]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    config_error: str | None = None  # the model's config.json is unusable: nothing loads
 
 
 @dataclass
@@ -100,9 +123,9 @@ class ReloadOutcome:
 
 
 def warmup_batch(model: LoadedModel, rows: int) -> np.ndarray:
-    """Zeros shaped like the signature's input, `rows` of them."""
-    (spec,) = model.signature_spec["inputs"]
-    return np.zeros([rows, *spec["shape"][1:]], dtype=spec["dtype"])
+    """Zeros shaped like the signature's input, `rows` of them (size 1 where any size goes)."""
+    spec = model.spec.input
+    return np.zeros([rows, *(d or 1 for d in spec.shape[1:])], dtype=spec.dtype)
 
 
 def _metadata_mtime(root: Path, name: str, version: int) -> float:
@@ -123,9 +146,38 @@ class Registry:
         self.root = Path(settings.models_dir)
         self.metrics = metrics
         self._companions = companions or {}
-        self._entries = {name: _Entry(name, settings.options_for(name)) for name in settings.models}
+        self._discover = settings.models is None
+        names = settings.models if settings.models is not None else list_models(self.root)
+        self._entries = {name: self._new_entry(name) for name in names}
         self._poller: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+
+    def _new_entry(self, name: str) -> _Entry:
+        try:
+            return _Entry(name, self.settings.options_for(name, read_model_config(self.root, name)))
+        except (ModelRepositoryError, ValueError) as exc:
+            reason = f"config.json refused: {exc}"
+            logger.error("model %s not served: %s", name, reason, extra={"model": name})
+            entry = _Entry(name, ModelOptions(), ModelState.UNAVAILABLE, last_error=reason)
+            entry.config_error = reason
+            return entry
+
+    async def discover(self) -> list[str]:
+        """Add the models that appeared in the repository (when serving all of them). The disk
+        is read in a worker thread; the entries change on the event loop only, where the
+        routes iterate them."""
+        if not self._discover:
+            return []
+        known = set(self._entries)
+        found = await asyncio.to_thread(
+            lambda: {
+                name: self._new_entry(name) for name in list_models(self.root) if name not in known
+            }
+        )
+        for name, entry in found.items():
+            self._entries.setdefault(name, entry)
+            logger.info("found model %s in the repository", name, extra={"model": name})
+        return list(found)
 
     @property
     def names(self) -> list[str]:
@@ -201,6 +253,8 @@ class Registry:
         entry = self._entry(name)
         async with entry.lock:
             previous = entry.servable.version if entry.servable else None
+            if entry.config_error is not None:
+                return ReloadOutcome(name, previous, False, previous, entry.config_error)
             target = await asyncio.to_thread(self.target_version, name)
             if target is None:
                 entry.last_error = f"no version of '{name}' under {self.root}"
@@ -261,7 +315,7 @@ class Registry:
     def _batcher(self, name: str, model: LoadedModel) -> Batcher:
         options = self._entries[name].options
         return Batcher(
-            model.predict,
+            model.runtime.run,
             name=name,
             max_batch_size=options.max_batch_size,
             max_delay_ms=options.max_delay_ms,
@@ -290,7 +344,8 @@ class Registry:
     async def _poll_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.poll_interval_s)
-            for name in self._entries:
+            await self.discover()
+            for name in list(self._entries):
                 try:
                     await self.reload(name)
                 except Exception:
@@ -338,17 +393,18 @@ class Registry:
             },
         }
         if servable is not None:
-            metadata = servable.metadata
-            spec = servable.model.signature_spec
+            contract = servable.model.contract
+            spec = servable.model.spec
+            labels = contract.class_labels
             description.update(
                 loaded_at=servable.loaded_at,
-                task=metadata.get("task"),
-                created=metadata.get("created"),
-                labels=model_labels(metadata),
+                task=contract.task,
+                created=contract.created,
+                labels=list(labels) if labels is not None else None,
                 signature={
                     "name": servable.model.signature,
-                    "inputs": spec["inputs"],
-                    "outputs": spec["outputs"],
+                    "inputs": tensors_json(spec.inputs),
+                    "outputs": tensors_json(spec.outputs),
                 },
                 metrics=_fresh_metrics(servable),
             )
@@ -362,10 +418,3 @@ def _fresh_metrics(servable: Servable) -> dict[str, Any]:
         return json.loads((servable.model.path / METADATA_FILE).read_text()).get("metrics", {})
     except (OSError, ValueError):
         return servable.metadata.get("metrics", {})
-
-
-def model_labels(metadata: dict[str, Any]) -> list[str] | None:
-    labels = metadata.get("labels")
-    if labels is None:
-        labels = metadata.get("detection", {}).get("labels")
-    return labels

@@ -1,29 +1,26 @@
 """Service configuration: one pydantic-settings object read from `APP_*` environment variables.
 
-Per-model options sit in `APP_MODEL_SETTINGS`, either as JSON
+How each model is served (`ModelOptions`) comes, lowest first, from the defaults, the model's
+`config.json` beside its versions in the repository (`models/<name>/config.json`, like
+Triton's `config.pbtxt`), and `APP_MODEL_SETTINGS`, either as JSON
 (`APP_MODEL_SETTINGS='{"vae": {"runtime": "tensorflow", "max_batch_size": 64}}'`) or one value
-at a time with nested variables (`APP_MODEL_SETTINGS__VAE__RUNTIME=tensorflow`). A model
-without an entry uses the `ModelOptions` defaults.
+at a time with nested variables (`APP_MODEL_SETTINGS__VAE__RUNTIME=tensorflow`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-ALL_MODELS = ("detector", "vae", "classifier")
-
-# Defaults that differ by model, from bench/serving.py on 2 cores: the detector's convolutions
-# run no faster per image in batches above a few images, while ONNX Runtime's memory arena
-# grows with the batch (344 MB RSS after load at 32 rows).
-MODEL_DEFAULTS: dict[str, dict[str, object]] = {"detector": {"max_batch_size": 4}}
 
 
 class ModelOptions(BaseModel):
     """How one model is served."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not a no-op
 
     version: int | None = Field(
         default=None, gt=0, description="Pin this version; by default the latest is served."
@@ -50,8 +47,10 @@ class Settings(BaseSettings):
     )
 
     models_dir: Path = Field(default=Path("models"), description="The model repository.")
-    models: Annotated[list[str], NoDecode] = Field(
-        default=list(ALL_MODELS), description="Models to serve, comma-separated."
+    models: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="Models to serve, comma-separated; unset: every model in the repository, "
+        "and models added to it later (found at each poll).",
     )
     model_settings: dict[str, ModelOptions] = Field(
         default_factory=dict, description="Per-model options, by model name."
@@ -85,8 +84,11 @@ class Settings(BaseSettings):
             return {str(name).lower(): options for name, options in value.items()}
         return value
 
-    def options_for(self, name: str) -> ModelOptions:
-        """The model's options: what is configured, over the model's defaults."""
+    def options_for(
+        self, name: str, repository: Mapping[str, object] | None = None
+    ) -> ModelOptions:
+        """The model's options: the environment's, over its `config.json` in the repository
+        (`repository`, as read), over the defaults. A bad config.json raises ValueError."""
         configured = self.model_settings.get(name)
         chosen = configured.model_dump(exclude_unset=True) if configured else {}
-        return ModelOptions.model_validate({**MODEL_DEFAULTS.get(name, {}), **chosen})
+        return ModelOptions.model_validate({**(repository or {}), **chosen})

@@ -14,6 +14,7 @@ from auth_service.clock import Clock
 from auth_service.errors import OAuthError, invalid_client, not_permitted
 from auth_service.oauth_input import ClientCredentials, require
 from auth_service.ratelimit import ClientAuthLimiter
+from auth_service.scopes import missing as missing_scopes
 from auth_service.security import new_access_token, token_digest
 from auth_service.source import SourceAddress
 from auth_service.store import Client, Store, TokenRecord
@@ -164,7 +165,7 @@ class AuthService:
             scopes = parse_scope_parameter(requested)
         except ValueError as error:
             raise OAuthError("invalid_scope", str(error)) from error
-        unknown = scopes - client.scopes
+        unknown = missing_scopes(scopes, client.scopes)  # infer:* may ask for infer:<model>
         if unknown:
             raise OAuthError(
                 "invalid_scope", f"scope not allowed for this client: {format_scope(unknown)}"
@@ -234,7 +235,7 @@ class AuthService:
         if not required:
             logger.error("the gateway sent no valid X-Required-Scope header; access denied")
             outcome, detail = CheckOutcome.INSUFFICIENT_SCOPE, "the route declares no scope"
-        elif missing := required - record.scopes:
+        elif missing := missing_scopes(required, record.scopes):
             outcome = CheckOutcome.INSUFFICIENT_SCOPE
             detail = f"the token lacks the scope {format_scope(missing)}"
         else:

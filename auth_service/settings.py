@@ -13,13 +13,32 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from auth_service import secret_strength
 from auth_service.db import DEFAULT_POOL_SIZE
 from auth_service.ratelimit import AuthLimits
+from auth_service.scopes import INFER_ANY, infer_scope
 from auth_service.syntax import is_valid_client_id, parse_scope_list
 from auth_service.verification import DEFAULT_MAX_PENDING, default_verification_workers
 
-# Every scope a gateway route asks for (nginx/nginx.conf); models:admin guards model reloads.
-GATEWAY_SCOPES: tuple[str, ...] = ("detect", "vae", "classify", "models:read", "models:admin")
-# The bootstrap (demo) client's: everything but models:admin, which must be granted on purpose.
-DEFAULT_BOOTSTRAP_SCOPES: tuple[str, ...] = ("detect", "vae", "classify", "models:read")
+# The models the repository ships: the Open Inference Protocol's `infer:<model>` scopes.
+SHIPPED_MODELS: tuple[str, ...] = ("detector", "vae", "classifier")
+# Every scope a gateway route asks for (nginx/nginx.conf); models:admin guards model reloads;
+# infer:<model> guards /v2/models/<model>/infer, and infer:* grants it on every model.
+GATEWAY_SCOPES: tuple[str, ...] = (
+    "detect",
+    "vae",
+    "classify",
+    "models:read",
+    "models:admin",
+    *(infer_scope(model) for model in SHIPPED_MODELS),
+    INFER_ANY,
+)
+# The bootstrap (demo) client's: the task routes, model metadata and inference on the shipped
+# models; not models:admin nor infer:* (which covers models imported later): both on purpose.
+DEFAULT_BOOTSTRAP_SCOPES: tuple[str, ...] = (
+    "detect",
+    "vae",
+    "classify",
+    "models:read",
+    *(infer_scope(model) for model in SHIPPED_MODELS),
+)
 DEFAULT_ISSUER = "http://localhost:8080"  # the gateway's address in docker-compose.yml
 
 

@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from modelkit.metadata import DetectionSettings
+
 PAD_COLOR = (114, 114, 114)
 BOX_FIELDS = 5  # objectness, x, y, w, h
 
@@ -250,21 +252,21 @@ def read_words(
     image: Image.Image,
     grid: np.ndarray,
     placement: Letterbox,
-    settings: dict[str, Any],
+    settings: DetectionSettings,
     reader: GridModel,
     confidence: float,
     iou_threshold: float,
     max_detections: int | None = None,
 ) -> list[Detection]:
     """One image's detections from a reading detector's grid and its reader."""
-    labels = settings["labels"]
+    labels = settings.labels
     proposals, objectness = propose(
         grid,
         placement,
-        int(settings["input_size"]),
+        settings.input_size,
         len(labels),
-        float(settings["proposal_threshold"]),
-        int(settings["max_proposals"]),
+        settings.proposal_threshold,
+        settings.max_proposals,
     )
     if not len(proposals):
         return []
@@ -274,8 +276,8 @@ def read_words(
     read = reader.predict(crops[..., None].astype(np.float32) / 255.0)
     probabilities, relative = read[:, : len(labels) + 1], read[:, len(labels) + 1 :]
     class_ids = np.argmax(probabilities[:, : len(labels)], axis=-1)
-    weight = float(settings.get("objectness_weight", 1.0))
-    scores = objectness**weight * probabilities[np.arange(len(class_ids)), class_ids]
+    chosen = probabilities[np.arange(len(class_ids)), class_ids]
+    scores = objectness**settings.objectness_weight * chosen
     size = np.concatenate([regions[:, 2:] - regions[:, :2]] * 2, axis=1)
     origin = np.concatenate([regions[:, :2]] * 2, axis=1)
     boxes = origin + np.clip(relative, 0.0, 1.0) * size
@@ -304,6 +306,15 @@ class GridModel(Protocol):
     def predict(self, inputs: np.ndarray) -> np.ndarray: ...
 
 
+def detection_settings(model: GridModel) -> DetectionSettings:
+    """A detector's typed settings: a LoadedModel's contract, read at load; else (a model
+    being trained or tuned) parsed from its metadata's `detection` block."""
+    contract = getattr(model, "contract", None)
+    if contract is not None and contract.detection is not None:
+        return contract.detection
+    return DetectionSettings.from_json(model.metadata["detection"])
+
+
 def detect(
     images: Sequence[Image.Image],
     model: GridModel,
@@ -319,13 +330,13 @@ def detect(
     """
     if not images:
         return []
-    settings = model.metadata["detection"]
-    size = int(settings["input_size"])
-    confidence = settings["confidence_threshold"] if confidence is None else confidence
-    iou = settings["nms_iou_threshold"] if iou is None else iou
+    settings = detection_settings(model)
+    size = settings.input_size
+    confidence = settings.confidence_threshold if confidence is None else confidence
+    iou = settings.nms_iou_threshold if iou is None else iou
     batch, placements = to_model_input(images, size)
     grids = model.predict(batch)
-    if settings.get("reader"):
+    if settings.reader:
         if reader is None:
             raise ValueError("this detector reads: pass its reader signature as `reader`")
         return [
@@ -333,6 +344,6 @@ def detect(
             for image, grid, placement in zip(images, grids, placements, strict=True)
         ]
     return [
-        postprocess(grid, placement, size, settings["labels"], confidence, iou, max_detections)
+        postprocess(grid, placement, size, settings.labels, confidence, iou, max_detections)
         for grid, placement in zip(grids, placements, strict=True)
     ]

@@ -4,41 +4,57 @@
                             model.keras, model.onnx, ...   (every artifact's sha256 is in metadata)
 
 A version is a positive integer directory name; anything else under a model (a half-written
-`.tmp-*` directory, a README) is ignored. `metadata.json` names the artifacts, their sha256 and
-the signatures: for each signature its Keras and ONNX files and its input/output specification.
+`.tmp-*` directory, a README) is ignored. A model may have `config.json` beside its versions:
+how to serve it (runtime, threads, batching, pinned version), read by the service.
+`metadata.json` names the artifacts, their sha256 and the signatures: for each signature its
+Keras and ONNX files and its input/output specification.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from modelkit.errors import (
+    ArtifactIntegrityError,
+    MetadataError,
+    ModelNotFoundError,
+    ModelRepositoryError,
+)
+from modelkit.metadata import ModelMetadata, Signature
 from modelkit.runtimes import RUNTIMES, Runtime
 
 METADATA_FILE = "metadata.json"
+CONFIG_FILE = "config.json"
 DEFAULT_SIGNATURE = "serving_default"
 DEFAULT_RUNTIME = "onnxruntime"
 
 
-class ModelRepositoryError(Exception):
-    """Base class: a model version cannot be found, read or trusted."""
-
-
-class ModelNotFoundError(ModelRepositoryError):
-    pass
-
-
-class MetadataError(ModelRepositoryError):
-    pass
-
-
-class ArtifactIntegrityError(ModelRepositoryError):
-    pass
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_RUNTIME",
+    "DEFAULT_SIGNATURE",
+    "METADATA_FILE",
+    "ArtifactIntegrityError",
+    "LoadedModel",
+    "MetadataError",
+    "ModelNotFoundError",
+    "ModelRepositoryError",
+    "latest_version",
+    "list_models",
+    "list_versions",
+    "load_model",
+    "read_metadata",
+    "read_model_config",
+    "sha256_file",
+    "verify_artifacts",
+    "version_path",
+]
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
@@ -67,6 +83,20 @@ def list_versions(root: str | Path, name: str) -> list[int]:
         for p in model_dir.iterdir()
         if p.is_dir() and p.name.isdigit() and int(p.name) > 0 and (p / METADATA_FILE).is_file()
     )
+
+
+def read_model_config(root: str | Path, name: str) -> dict[str, Any]:
+    """The model's `config.json` as a JSON object; {} when there is none."""
+    path = Path(root) / name / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise MetadataError(f"{path} cannot be read: {exc}") from exc
+    if not isinstance(config, dict):
+        raise MetadataError(f"{path} must hold a JSON object")
+    return config
 
 
 def latest_version(root: str | Path, name: str) -> int:
@@ -117,23 +147,29 @@ def verify_artifacts(path: str | Path, metadata: dict[str, Any]) -> None:
 
 @dataclass
 class LoadedModel:
-    """A model version ready to run, with its metadata."""
+    """A model version ready to run, with its typed contract and its raw metadata (metrics,
+    training data and the other keys the contract does not type)."""
 
     name: str
     version: int
     path: Path
     metadata: dict[str, Any]
     runtime: Runtime
+    contract: ModelMetadata
     signature: str = DEFAULT_SIGNATURE
-    output_names: list[str] = field(default_factory=list)
 
     @property
     def runtime_name(self) -> str:
         return self.runtime.name
 
     @property
-    def signature_spec(self) -> dict[str, Any]:
-        return self.metadata["signatures"][self.signature]
+    def spec(self) -> Signature:
+        """The loaded signature's tensors."""
+        return self.contract.signatures[self.signature]
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.spec.output_names
 
     def run(self, inputs: np.ndarray) -> dict[str, np.ndarray]:
         """All outputs, by the names the metadata gives them."""
@@ -166,24 +202,23 @@ def load_model(
         version = latest_version(root, name)
     path = version_path(root, name, version)
     metadata = _read_metadata_file(path)
+    contract = ModelMetadata.from_json(metadata, str(path / METADATA_FILE))
     if verify:
         verify_artifacts(path, metadata)
-    try:
-        spec = metadata["signatures"][signature]
-    except KeyError:
+    spec = contract.signature(signature)
+    key = RUNTIMES[runtime].artifact_key
+    if key not in spec.artifacts:
         raise MetadataError(
-            f"model {name!r} version {version} has no signature {signature!r}; "
-            f"it has {sorted(metadata['signatures'])}"
-        ) from None
-    artifact = path / spec[RUNTIMES[runtime].artifact_key]
-    (input_spec,) = spec["inputs"]
-    loaded_runtime = RUNTIMES[runtime].load(artifact, input_spec, threads=threads)
+            f"model {name!r} version {version} signature {signature!r} has no {key} artifact "
+            f"for the {runtime} runtime"
+        )
+    loaded_runtime = RUNTIMES[runtime].load(path / spec.artifacts[key], spec.input, threads=threads)
     return LoadedModel(
         name=name,
         version=version,
         path=path,
         metadata=metadata,
         runtime=loaded_runtime,
+        contract=contract,
         signature=signature,
-        output_names=[output["name"] for output in spec["outputs"]],
     )

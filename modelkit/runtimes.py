@@ -9,9 +9,12 @@ Keras model through a `tf.function` traced once for a fixed input signature, bec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from modelkit.metadata import TensorSpec
 
 
 class Runtime(Protocol):
@@ -21,8 +24,8 @@ class Runtime(Protocol):
     def run(self, inputs: np.ndarray) -> list[np.ndarray]: ...
 
 
-def _batch_shape(input_spec: dict[str, Any]) -> list[int | None]:
-    return [None, *input_spec["shape"][1:]]
+def _batch_shape(input_spec: TensorSpec) -> list[int | None]:
+    return [None, *input_spec.shape[1:]]
 
 
 class OnnxRuntime:
@@ -36,7 +39,7 @@ class OnnxRuntime:
 
     @classmethod
     def load(
-        cls, artifact: Path, input_spec: dict[str, Any], *, threads: int | None = None
+        cls, artifact: Path, input_spec: TensorSpec, *, threads: int | None = None
     ) -> OnnxRuntime:
         import onnxruntime as ort
 
@@ -49,7 +52,7 @@ class OnnxRuntime:
             str(artifact), sess_options=options, providers=["CPUExecutionProvider"]
         )
         (onnx_input,) = session.get_inputs()
-        return cls(session, onnx_input.name, np.dtype(input_spec["dtype"]))
+        return cls(session, onnx_input.name, np.dtype(input_spec.dtype))
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
         feed = np.ascontiguousarray(inputs, dtype=self._dtype)
@@ -66,7 +69,7 @@ class TensorFlowRuntime:
 
     @classmethod
     def load(
-        cls, artifact: Path, input_spec: dict[str, Any], *, threads: int | None = None
+        cls, artifact: Path, input_spec: TensorSpec, *, threads: int | None = None
     ) -> TensorFlowRuntime:
         import keras
         import tensorflow as tf
@@ -74,13 +77,13 @@ class TensorFlowRuntime:
         if threads:
             _set_tensorflow_threads(tf, threads)
         model = keras.saving.load_model(artifact, compile=False)
-        signature = tf.TensorSpec(_batch_shape(input_spec), tf.as_dtype(input_spec["dtype"]))
+        signature = tf.TensorSpec(_batch_shape(input_spec), tf.as_dtype(input_spec.dtype))
 
         @tf.function(input_signature=[signature], reduce_retracing=True)
         def serve(batch: Any) -> Any:
             return model(batch, training=False)
 
-        return cls(serve, np.dtype(input_spec["dtype"]))
+        return cls(serve, np.dtype(input_spec.dtype))
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
         outputs = self._function(np.ascontiguousarray(inputs, dtype=self._dtype))

@@ -288,12 +288,9 @@ def load_vectorizer(source: Any) -> TfidfVectorizer:
         return TfidfVectorizer.load(path / VECTORIZER_FILE if path.is_dir() else path)
     filename = metadata.get("preprocessing", {}).get("vectorizer", VECTORIZER_FILE)
     vectorizer = TfidfVectorizer.load(Path(source.path) / filename)
-    (input_spec,) = source.signature_spec["inputs"]
-    if input_spec["shape"][-1] != vectorizer.size:
-        raise ValueError(
-            f"{filename} has {vectorizer.size} features, the model expects "
-            f"{input_spec['shape'][-1]}"
-        )
+    width = source.spec.input.shape[-1]
+    if width != vectorizer.size:
+        raise ValueError(f"{filename} has {vectorizer.size} features, the model expects {width}")
     return vectorizer
 
 

@@ -1,10 +1,23 @@
-"""What every test and benchmark that starts a real server needs: a free loopback port."""
+"""What every test and benchmark that starts a real server needs: a free loopback port, and
+the app started as `python -m app` and waited for until it is ready."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["free_port"]
+import httpx
+
+__all__ = ["free_port", "running_app"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -12,3 +25,31 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+@contextmanager
+def running_app(env: dict[str, str], client: httpx.Client) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m app` with `env` over the environment, once `client` finds /readyz at 200;
+    stopped with SIGINT on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                if client.get("/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "not ready within 60 s"
+            time.sleep(0.05)
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)

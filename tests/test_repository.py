@@ -18,7 +18,7 @@ from modelkit import (
 
 keras = pytest.importorskip("keras")
 
-from training.export import ExportParityError, VersionWriter, check_parity  # noqa: E402
+from modelkit.versions import ExportParityError, VersionWriter, check_parity  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -40,8 +40,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
 from modelkit.text import VECTORIZER_FILE, TfidfVectorizer
+from modelkit.versions import PARITY_SAMPLES, VersionWriter
 from training.data import DEFAULT_MODELS_DIR, default_data_path, fingerprint
-from training.export import PARITY_SAMPLES, VersionWriter
 from training.plots import plot_history
 
 MODEL_NAME = "classifier"

@@ -34,8 +34,8 @@ import tensorflow as tf
 from keras import layers, ops
 
 from modelkit.repository import METADATA_FILE, latest_version, load_model
+from modelkit.versions import VersionWriter
 from training.data import DEFAULT_MODELS_DIR
-from training.export import VersionWriter
 from training.mnist import Mnist, load_mnist
 from training.plots import plot_history
 from training.vae_eval import (

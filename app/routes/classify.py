@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
-from app.classification import check_texts, check_top_k, top_categories
-from app.registry import model_labels
+from app.classification import check_texts, check_top_k, top_categories, vectorize
 from app.routes.common import (
     ModelRef,
     RegistryDep,
@@ -18,6 +16,7 @@ from app.routes.common import (
     model_ref,
     ok_example,
 )
+from app.tasks import Task
 from modelkit.repository import LoadedModel
 
 MODEL = "classifier"
@@ -30,6 +29,16 @@ def load_vectorizer(model: LoadedModel) -> Any:
     from modelkit.text import load_vectorizer as load
 
     return load(model)
+
+
+TASK = Task(
+    name="classify",
+    model=MODEL,
+    router=router,
+    scope="classify",
+    locations=("= /classify",),
+    companion=load_vectorizer,
+)
 
 
 class ClassifyRequest(BaseModel):
@@ -100,9 +109,9 @@ async def classify(
     """The `top_k` most likely categories of each text, with their probabilities."""
     texts = check_texts(request.all_texts, settings.max_text_chars, settings.max_texts)
     async with registry.acquire(MODEL) as servable:
-        labels = model_labels(servable.metadata) or []
+        labels = list(servable.contract.class_labels or [])
         check_top_k(request.top_k, labels)
-        features = await asyncio.to_thread(servable.companion.transform, texts)
+        features = await vectorize(servable.companion, texts)
         probabilities = await servable.infer(features)
         ranked = top_categories(probabilities, labels, request.top_k)
     return {

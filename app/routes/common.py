@@ -36,6 +36,13 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class ProtocolErrorBody(BaseModel):
+    """An error under /v2: the Open Inference Protocol's shape, with our code beside it."""
+
+    error: str
+    code: str
+
+
 def model_ref(servable: Servable) -> dict[str, Any]:
     return {"name": servable.name, "version": servable.version}
 
@@ -48,9 +55,12 @@ def png_response(data: bytes, servable: Servable) -> Response:
     )
 
 
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(
+    *codes: int, body: type[BaseModel] = ErrorBody
+) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers a route can give."""
     descriptions = {
+        400: "A protocol request that does not fit the model (shape, datatype, names).",
         404: "Unknown model or route.",
         409: "The requested version was refused.",
         413: "Body, image or text above the configured limits.",
@@ -58,7 +68,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         422: "Missing field, wrong type, out-of-range parameter or unreadable input.",
         503: "Model not loaded yet, or its queue is full (see Retry-After).",
     }
-    return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
+    return {code: {"model": body, "description": descriptions[code]} for code in codes}
 
 
 def ok_example(example: Any, png: str | None = None) -> dict[int | str, dict[str, Any]]:

@@ -12,8 +12,8 @@ from app.detection import (
     DetectionParameters,
     decode_detections,
     detection_json,
-    detection_settings,
     draw_detections,
+    load_reader,
     prepare_image,
     read_image_bytes,
 )
@@ -27,10 +27,19 @@ from app.routes.common import (
     ok_example,
     png_response,
 )
+from app.tasks import Task
 
 MODEL = "detector"
 
 router = APIRouter(tags=["detector"])
+TASK = Task(
+    name="detect",
+    model=MODEL,
+    router=router,
+    scope="detect",
+    locations=("= /detect",),
+    companion=load_reader,  # a reading detector's reader signature
+)
 
 
 class Box(BaseModel):
@@ -126,18 +135,19 @@ async def detect(
     original image's pixels."""
     data = await read_image_bytes(request)
     async with registry.acquire(MODEL) as servable:
-        defaults = detection_settings(servable.metadata)
+        defaults = servable.contract.detection
+        assert defaults is not None  # the detector's metadata has its detection block
         parameters = DetectionParameters(
-            confidence=defaults["confidence_threshold"] if confidence is None else confidence,
-            iou=defaults["nms_iou_threshold"] if iou is None else iou,
+            confidence=defaults.confidence_threshold if confidence is None else confidence,
+            iou=defaults.nms_iou_threshold if iou is None else iou,
             max_detections=max_detections,
         )
         prepared = await asyncio.to_thread(
-            prepare_image, data, settings.max_image_pixels, int(defaults["input_size"])
+            prepare_image, data, settings.max_image_pixels, defaults.input_size
         )
         (grid,) = await servable.infer(prepared.rows)
         detections = await asyncio.to_thread(
-            decode_detections, grid, prepared, servable.metadata, parameters, servable.companion
+            decode_detections, grid, prepared, defaults, parameters, servable.companion
         )
         if format == "png":
             return png_response(

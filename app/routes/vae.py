@@ -30,12 +30,14 @@ from app.routes.common import (
     ok_example,
     png_response,
 )
+from app.tasks import Task
 
 MODEL = "vae"
 MAX_SAMPLES = 256
 MAX_GRID = 16
 
 router = APIRouter(tags=["vae"])
+TASK = Task(name="vae", model=MODEL, router=router, scope="vae", locations=("/vae/",))
 
 
 class Sample(BaseModel):
@@ -110,12 +112,11 @@ async def sample(
     """Draw `n` latent vectors from N(0, I) (seeded) and decode them, or decode a K x K grid
     over the latent range recorded in the model's metadata."""
     async with registry.acquire(MODEL) as servable:
-        (input_spec,) = servable.model.signature_spec["inputs"]
-        size = latent_size(servable.metadata, input_spec)
+        size = latent_size(servable.contract, servable.model.spec)
         if grid is not None:
             if size != 2:
                 raise InvalidInput(f"A latent grid needs a 2-D latent space; this one has {size}.")
-            latents, seed = walk_latents(grid, walk_range(servable.metadata)), None
+            latents, seed = walk_latents(grid, walk_range(servable.contract)), None
         else:
             seed = secrets.randbits(63) if seed is None else seed
             latents = sample_latents(n, seed, size)
@@ -139,7 +140,7 @@ async def decode(
 ) -> Any:
     """Decode the given latent vectors (each as long as the model's latent size)."""
     async with registry.acquire(MODEL) as servable:
-        (input_spec,) = servable.model.signature_spec["inputs"]
-        latents = check_latents(request.latents, latent_size(servable.metadata, input_spec))
+        size = latent_size(servable.contract, servable.model.spec)
+        latents = check_latents(request.latents, size)
         samples = await _decode(servable, latents)
         return await _answer(servable, samples, format)

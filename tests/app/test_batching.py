@@ -153,3 +153,31 @@ async def test_closing_fails_waiting_and_running_requests_instead_of_hanging() -
     for request in (running, waiting):
         with pytest.raises(Overloaded, match="shutting down"):
             await asyncio.wait_for(request, 1)
+
+
+async def test_an_idle_batcher_runs_a_lone_request_without_waiting_for_company() -> None:
+    model = Recorder()
+    batcher = Batcher(model, name="idle", max_batch_size=8, max_delay_ms=60_000)
+    try:
+        # With the old fixed wait this would take a minute; an idle batcher does not wait.
+        result = await asyncio.wait_for(batcher.submit(np.ones((1, 2), np.float32)), timeout=10)
+        again = await asyncio.wait_for(batcher.submit(np.ones((1, 2), np.float32)), timeout=10)
+    finally:
+        await batcher.close()
+    assert result.batch_size == again.batch_size == 1 and model.batch_sizes == [1, 1]
+
+
+async def test_under_load_the_batcher_waits_to_fill_the_next_batch() -> None:
+    model = Recorder()
+    batcher = Batcher(model, name="loaded", max_batch_size=8, max_delay_ms=1_000)
+    rows = np.ones((1, 2), np.float32)
+    try:
+        # Two at once: a batch with company, so the next batch may wait for more.
+        await asyncio.gather(batcher.submit(rows), batcher.submit(rows))
+        first = asyncio.ensure_future(batcher.submit(rows))
+        await asyncio.sleep(0.1)  # far less than the 1 s the batch may wait
+        second = await asyncio.wait_for(batcher.submit(rows), timeout=10)
+        assert (await first).batch_size == second.batch_size == 2  # the wait joined them
+    finally:
+        await batcher.close()
+    assert model.batch_sizes == [2, 2]

@@ -47,7 +47,7 @@ def direct_answer(
     """What modelkit's one-call helper finds in the same image, shaped as the route shapes it."""
     model = load_model(models_root, "detector", version)
     reader = None
-    if model.metadata["detection"].get("reader"):  # a reading detector: its reader too
+    if model.contract.detection.reader:  # a reading detector: its reader too
         reader = load_model(models_root, "detector", model.version, signature="reader")
     (found,) = detect([decode_image(data, 10**8)], model, reader=reader, **parameters)
     return [

@@ -27,6 +27,17 @@ ROUTES = {
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    ("get", "/v2"),
+    ("get", "/v2/health/live"),
+    ("get", "/v2/health/ready"),
+    ("get", "/v2/models/{name}"),
+    ("get", "/v2/models/{name}/versions/{version}"),
+    ("get", "/v2/models/{name}/config"),
+    ("get", "/v2/models/{name}/versions/{version}/config"),
+    ("get", "/v2/models/{name}/ready"),
+    ("get", "/v2/models/{name}/versions/{version}/ready"),
+    ("post", "/v2/models/{name}/infer"),
+    ("post", "/v2/models/{name}/versions/{version}/infer"),
 }
 
 

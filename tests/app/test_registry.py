@@ -175,3 +175,63 @@ async def test_metrics_merged_into_metadata_after_publishing_are_shown(tmp_path:
         status = (await client.get(f"/v1/models/{TOY}")).json()
         assert (await client.post(f"/v1/models/{TOY}/reload")).json()["changed"] is False
     assert status["metrics"] == {"seed": 1, "evaluation": {"accuracy": 0.5}}
+
+
+async def test_unset_models_serve_the_whole_repository_and_models_added_later(
+    tmp_path: Path,
+) -> None:
+    publish_toy(tmp_path, seed=1)
+    settings = Settings(models_dir=tmp_path, poll_interval_s=0.05)  # APP_MODELS unset
+    async with serving(settings) as (client, app):
+        registry = app.state.registry
+        assert registry.names == [TOY]
+        publish_toy(tmp_path, seed=3, name="newcomer")  # dropped in while serving
+        await wait_until(
+            lambda: registry.current("newcomer") if "newcomer" in registry.names else None
+        )
+        answer = await client.post(
+            "/v2/models/newcomer/infer",
+            json={"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, FEATURES],
+                              "data": ONES.ravel().tolist()}]},
+        )  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        np.testing.assert_allclose(
+            np.array(answer.json()["outputs"][0]["data"]).reshape(2, -1), expected(3), rtol=1e-5
+        )
+        assert (await client.get("/readyz")).json()["models"] == {
+            TOY: "AVAILABLE", "newcomer": "AVAILABLE",
+        }  # fmt: skip
+
+
+async def test_a_models_config_file_sets_its_options_under_the_environment(tmp_path: Path) -> None:
+    publish_toy(tmp_path, seed=1)
+    (tmp_path / TOY / "config.json").write_text(
+        json.dumps({"max_batch_size": 5, "max_delay_ms": 0, "version": 1})
+    )
+    publish_toy(tmp_path, seed=2)
+    settings = toy_settings(tmp_path, model_settings={TOY: ModelOptions(max_delay_ms=1.5)})
+    async with serving(settings) as (client, _):
+        status = (await client.get(f"/v1/models/{TOY}")).json()
+    assert status["version"] == 1 and status["pinned_version"] == 1  # pinned by config.json
+    assert status["batching"]["max_batch_size"] == 5
+    assert status["batching"]["max_delay_ms"] == 1.5  # the environment wins
+
+
+async def test_a_bad_config_file_keeps_that_model_out_and_the_others_serving(
+    tmp_path: Path, app_logs: list[logging.LogRecord]
+) -> None:
+    publish_toy(tmp_path, seed=1)
+    publish_toy(tmp_path, seed=1, name="other")
+    (tmp_path / TOY / "config.json").write_text('{"max_batch": 5}')
+    async with serving(Settings(models_dir=tmp_path, poll_interval_s=0)) as (client, app):
+        status = (await client.get(f"/v1/models/{TOY}")).json()
+        assert status["state"] == "UNAVAILABLE" and "config.json" in status["last_error"]
+        assert app.state.registry.current("other") is not None
+        refused = await client.post(
+            f"/v2/models/{TOY}/infer",
+            json={"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, FEATURES],
+                              "data": [1.0] * FEATURES}]},
+        )  # fmt: skip
+        assert refused.status_code == 503 and "config.json" in refused.json()["error"]
+        assert (await client.get("/readyz")).status_code == 503  # strict readiness, as Triton
+    assert any("config.json refused" in r.getMessage() for r in app_logs)

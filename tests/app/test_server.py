@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.app.toy import TOY, publish_toy
-from tests.conftest import PROJECT_ROOT
-from tests.harness import free_port
+from tests.harness import free_port, running_app
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def running_app(env: dict[str, str], client: httpx.Client) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not ready within 60 s"
-            time.sleep(0.05)
-        yield process
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
 
 
 def test_serves_on_a_loopback_port(tmp_path: Path) -> None:

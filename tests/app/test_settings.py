@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import ALL_MODELS, MODEL_DEFAULTS, ModelOptions, Settings
-from tests.conftest import PROJECT_ROOT
+from app.settings import ModelOptions, Settings
+from modelkit.repository import read_model_config
+from tests.conftest import MODELS_DIR, PROJECT_ROOT
 
 
 def test_defaults_serve_every_model_on_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("APP_")]:
         monkeypatch.delenv(name)
     settings = Settings()
-    assert settings.models == list(ALL_MODELS)
+    assert settings.models is None  # every model in the repository
     assert settings.options_for("vae") == ModelOptions()
     assert settings.options_for("vae").runtime == "onnxruntime"
 
@@ -34,20 +35,25 @@ def test_models_and_per_model_options_from_the_environment(
     assert settings.options_for("vae").runtime == "tensorflow"
     assert settings.options_for("vae").max_batch_size == 64
     assert settings.options_for("classifier").version == 3
-    detector_defaults = ModelOptions.model_validate(MODEL_DEFAULTS["detector"])
-    assert settings.options_for("detector") == detector_defaults
+    assert settings.options_for("detector") == ModelOptions()
 
 
-def test_a_model_default_applies_under_what_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_overrides_the_models_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("APP_")]:
         monkeypatch.delenv(name)
-    assert Settings().options_for("detector").max_batch_size == 4
+    config = read_model_config(MODELS_DIR, "detector")  # models/detector/config.json
+    assert Settings().options_for("detector", config).max_batch_size == 4
     monkeypatch.setenv("APP_MODEL_SETTINGS__DETECTOR__RUNTIME", "tensorflow")
-    detector = Settings().options_for("detector")
+    detector = Settings().options_for("detector", config)
     assert (detector.runtime, detector.max_batch_size) == ("tensorflow", 4)
     monkeypatch.setenv("APP_MODEL_SETTINGS__DETECTOR__MAX_BATCH_SIZE", "32")
-    assert Settings().options_for("detector").max_batch_size == 32
-    assert Settings().options_for("vae").max_batch_size == 32
+    assert Settings().options_for("detector", config).max_batch_size == 32
+    assert Settings().options_for("vae", read_model_config(MODELS_DIR, "vae")).max_batch_size == 32
+
+
+def test_a_misspelt_option_in_a_config_file_is_an_error() -> None:
+    with pytest.raises(ValueError, match="max_batch"):
+        Settings().options_for("vae", {"max_batch": 8})
 
 
 def test_per_model_options_as_json(monkeypatch: pytest.MonkeyPatch) -> None:

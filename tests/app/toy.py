@@ -1,6 +1,6 @@
 """Throwaway models for testing the serving machinery (registry, reload, batching) only.
 
-A toy version is one ONNX MatMul, `y = x @ weights`, published with `training.export`'s
+A toy version is one ONNX MatMul, `y = x @ weights`, published with `modelkit.versions`'
 VersionWriter so that its layout, metadata and sha256 records are the real ones. Model routes
 are never tested with these.
 """
@@ -16,7 +16,7 @@ onnx = pytest.importorskip("onnx")
 
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from training.export import VersionWriter  # noqa: E402
+from modelkit.versions import VersionWriter  # noqa: E402
 
 TOY = "toy"
 FEATURES = 4

@@ -32,7 +32,7 @@ def test_several_required_scopes_must_all_be_granted(deployment: Deployment) -> 
 
 def test_the_bootstrap_client_has_every_gateway_scope(deployment: Deployment) -> None:
     token = token_for(deployment.http, deployment.bootstrap)
-    for scope in ("detect", "vae", "classify", "models:read"):
+    for scope in ("detect", "vae", "classify", "models:read", "infer:vae", "infer:detector"):
         response = check(deployment.http, token, scope)
         assert response.status_code == 200, scope
         assert response.headers["x-client-id"] == "bootstrap"

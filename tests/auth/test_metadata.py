@@ -59,6 +59,12 @@ def test_models_admin_is_a_scope_but_not_the_bootstrap_clients_by_default() -> N
     assert "models:admin" not in AuthSettings().bootstrap_scopes
 
 
+def test_infer_any_is_a_scope_but_the_bootstrap_client_gets_the_shipped_models_by_name() -> None:
+    assert {"infer:*", "infer:vae", "infer:classifier", "infer:detector"} <= set(GATEWAY_SCOPES)
+    bootstrap = AuthSettings().bootstrap_scopes
+    assert "infer:*" not in bootstrap and "infer:classifier" in bootstrap
+
+
 @pytest.mark.parametrize(
     "issuer",
     [

@@ -34,7 +34,7 @@ def photo_with_words() -> tuple[Image.Image, dict[str, tuple[int, int, int, int]
     return image, boxes
 
 
-READING_VERSIONS = (2, 3, 4)
+READING_VERSIONS = (2, 3, 4, 5)
 
 
 @pytest.fixture(scope="module", params=READING_VERSIONS, ids=lambda v: f"v{v}")

@@ -70,3 +70,34 @@ def test_a_scene_without_proposals_gives_no_crops(grid):
     blank = Sample(Image.new("RGB", (200, 120), (255, 255, 255)), np.zeros((0, 4)), np.zeros(0))
     crops, rows = mined_crops(blank, grid)
     assert crops.shape == (0, 32, 96) and rows.shape == (0, TARGET_FIELDS)
+
+
+def test_ranked_by_the_reader_the_negatives_are_those_it_scores_highest_as_a_target():
+    reader = load_model(MODELS, "detector", 4, signature="reader")
+    grid = load_model(MODELS, "detector", 4)
+    checked = 0
+    for sample in generate("lookalikes", 4, seed=12):
+        by_grid, _ = mined_crops(sample, grid, max_negatives=1000)  # every negative
+        crops, rows = mined_crops(sample, grid, max_negatives=3, reader=reader)
+        negatives = rows[:, -1] == 0
+        positives_by_grid = int((mined_crops(sample, grid, max_negatives=0)[1][:, -1] == 1).sum())
+        assert int((~negatives).sum()) == positives_by_grid  # positives are all kept either way
+        candidates = by_grid[positives_by_grid:]
+        if len(candidates) <= 3:
+            continue
+        read = reader.predict(candidates[..., None].astype(np.float32) / 255)
+        best = np.sort(read[:, :2].max(axis=-1))[::-1][:3]
+        kept = reader.predict(crops[negatives][..., None].astype(np.float32) / 255)
+        np.testing.assert_allclose(np.sort(kept[:, :2].max(axis=-1))[::-1], best, rtol=1e-5)
+        checked += 1
+    assert checked > 0
+
+
+def test_mining_jobs_name_a_known_rank(tmp_path):
+    from training.detector.mining import mining_jobs
+
+    assert mining_jobs("clutter", 2, 1, "train", tmp_path, 4, "reader")[1][1:] == (
+        1, 1, "train", str(tmp_path), 4, "reader",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="rank"):
+        mining_jobs("clutter", 2, 1, "train", tmp_path, 4, "objectness")

@@ -125,7 +125,8 @@ def test_train_reading_smoke_stages_apart_then_publish_a_version_that_serves(tmp
 
 @pytest.mark.slow
 def test_a_reader_on_mined_crops_beside_a_kept_grid_publishes_a_version(tmp_path):
-    """--grid-version keeps a published grid; --mine adds crops where that grid proposes."""
+    """--grid-version keeps a published grid; --mine adds crops where that grid proposes, and
+    --mine-round another round, on other scenes, with the negatives its reader ranks first."""
     import shutil
 
     from modelkit import load_model
@@ -138,13 +139,17 @@ def test_a_reader_on_mined_crops_beside_a_kept_grid_publishes_a_version(tmp_path
         "train-reading", "--scale", "0.002", "--reader-epochs", "1", "--input-size", "352",
         "--cache-dir", str(cache), "--out", str(models), "--grid-version", "3",
         "--reader-warm-start", "3", "--mine", "lookalikes=20", "--mine-version", "3",
+        "--mine-round", "version=3,seed=1,rank=reader,clutter=10",
         "--tune", "--tune-count", "2", "--eval-images", "2",
     ])  # fmt: skip
     metadata = json.loads((models / "detector" / "4" / "metadata.json").read_text())
     assert metadata["hyperparameters"]["epochs_run"] == {"reader": 1}  # no grid training
     assert metadata["hyperparameters"]["grid_version"] == 3
     assert metadata["hyperparameters"]["warm_start_version"] is None
-    assert metadata["hyperparameters"]["mined"] == {"lookalikes": 20}
+    assert metadata["hyperparameters"]["mining"] == [
+        {"version": 3, "scenes": {"lookalikes": 20}, "seed": 0, "rank": "grid"},
+        {"version": 3, "scenes": {"clutter": 10}, "seed": 1, "rank": "reader"},
+    ]
     # --tune chose the served settings on validation scenes and recorded how.
     tuned = metadata["serving_settings_tuning"]
     assert tuned["purpose"] == "validation" and len(tuned["rows"]) == 4 * 6
@@ -158,9 +163,13 @@ def test_a_reader_on_mined_crops_beside_a_kept_grid_publishes_a_version(tmp_path
     assert {p.name for p in cache.glob("*-mined-*")} == {
         "v2-mined-d3-train-lookalikes-seed0-n20.npz",
         "v2-mined-d3-validation-lookalikes-seed0-n1.npz",
+        "v2-mined-d3-by-reader-train-clutter-seed1-n10.npz",
+        "v2-mined-d3-by-reader-validation-clutter-seed1-n1.npz",
     }
-    with np.load(cache / "v2-mined-d3-train-lookalikes-seed0-n20.npz") as mined:
-        mined_crops = len(mined["crops"])
+    mined_crops = 0
+    for name in ("d3-train-lookalikes-seed0-n20", "d3-by-reader-train-clutter-seed1-n10"):
+        with np.load(cache / f"v2-mined-{name}.npz") as mined:
+            mined_crops += len(mined["crops"])
     data = json.loads((cache / "runs" / "reading-v2" / "data.json").read_text())
     with np.load(next(cache.glob("v2-reading-train-real-*.npz"))) as real:
         assert data["crops"] > mined_crops + len(real["crops"]) - 1
@@ -226,3 +235,19 @@ def test_the_reader_can_go_on_from_a_published_readers_weights(tmp_path):
     model, state = train_reader(config, data, data, resume=False)
     assert state["warm_started_layers"] == sum(1 for layer in model.layers if layer.weights)
     assert state["epochs_done"] == 1 and "commands" not in state  # none given, none recorded
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["seed=1,clutter=10", "version=4", "version=4,rank=objectness,clutter=10", "version=4,x=1"],
+)
+def test_a_mining_round_names_its_version_and_known_layouts_and_ranks(text):
+    import argparse
+
+    from training.detector.__main__ import _mining_round
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        _mining_round(text)
+    assert _mining_round("version=4,rank=reader,clutter=10,photos=3").scenes == {
+        "clutter": 10, "photos": 3,
+    }  # fmt: skip

@@ -21,7 +21,9 @@ from tests.harness import free_port
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SUPERVISORD_CONF = PROJECT_ROOT / "supervisord.conf"
-ALL_SCOPES = "detect,vae,classify,models:read,models:admin"
+ALL_SCOPES = (
+    "detect,vae,classify,models:read,models:admin,infer:detector,infer:vae,infer:classifier"
+)
 # Started as root, scripts/gateway-exec runs the app, the auth service and nginx's workers as
 # this account (docs/gateway.md, "Privileges").
 STACK_USER = os.environ.get("GATEWAY_USER", "gateway")

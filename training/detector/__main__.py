@@ -73,6 +73,41 @@ def _layout_count(text: str) -> tuple[str, int]:
     return layout, int(count)
 
 
+def _mining_round(text: str):
+    """`version=V,seed=S,rank=R,LAYOUT=SCENES,...` (seed and rank optional) as a MiningRound."""
+    from training.detector.mining import RANKS
+    from training.detector.train_reading import MiningRound
+
+    fields, scenes = {}, {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        if key in ("version", "seed") and value.isdigit():
+            fields[key] = int(value)
+        elif key == "rank" and value in RANKS:
+            fields[key] = value
+        else:
+            layout, count = _layout_count(item)
+            scenes[layout] = count
+    if "version" not in fields or not scenes:
+        raise argparse.ArgumentTypeError(
+            f"expected version=V,LAYOUT=SCENES,... (seed=S, rank={'|'.join(RANKS)}): {text!r}"
+        )
+    return MiningRound(scenes=scenes, **fields)
+
+
+def _mining(args: argparse.Namespace) -> list:
+    """`--mine`/`--mine-version` (one round on the run's seed, ranked by the grid), then each
+    `--mine-round`."""
+    from training.detector.train_reading import MiningRound
+
+    rounds = []
+    if args.mine:
+        if args.mine_version is None:
+            raise SystemExit("--mine needs --mine-version: the version whose grid proposes")
+        rounds.append(MiningRound(args.mine_version, dict(args.mine), seed=args.seed))
+    return rounds + list(args.mine_round or [])
+
+
 def train_reading_command(args: argparse.Namespace) -> None:
     from training.detector import train_reading
 
@@ -103,8 +138,7 @@ def train_reading_command(args: argparse.Namespace) -> None:
         ),
         reader_warm_start_version=args.reader_warm_start,
         grid_version=args.grid_version,
-        mined=dict(args.mine or {}),
-        mining_version=args.mine_version,
+        mining=_mining(args),
         objectness_weight=(
             defaults.objectness_weight if args.objectness_weight is None else args.objectness_weight
         ),
@@ -158,19 +192,19 @@ def tune_command(args: argparse.Namespace) -> None:
     from training.detector import tuning
 
     grid = load_model(args.models, "detector", args.version, runtime=args.runtime)
-    if not grid.metadata["detection"].get("reader"):
+    detection = grid.contract.detection
+    if detection is None or not detection.reader:
         raise SystemExit(f"detector version {args.version} does not read: nothing to tune")
     reader = load_model(args.models, "detector", args.version, runtime=args.runtime,
-                        signature="reader")  # fmt: skip
-    detection = grid.metadata["detection"]
+                        signature=detection.reader)  # fmt: skip
     proposals = list(itertools.product(
-        args.proposal_thresholds or (detection["proposal_threshold"],),
-        args.max_proposals or (detection["max_proposals"],),
+        args.proposal_thresholds or (detection.proposal_threshold,),
+        args.max_proposals or (detection.max_proposals,),
     ))  # fmt: skip
     result = tuning.tune(
         grid, reader, args.weights, args.thresholds, args.count, args.seed, proposals=proposals
     )
-    served = {key: detection.get(key, 1.0) for key in tuning.CHOSEN}
+    served = {key: getattr(detection, key) for key in tuning.CHOSEN}
     print(f"detector v{args.version} on {args.count} validation images per set "
           f"(seed {args.seed}); served: {served}")  # fmt: skip
     print(tuning.format_tuning(result))
@@ -182,9 +216,10 @@ def errors_command(args: argparse.Namespace) -> None:
     from training.detector import errors
 
     grid = load_model(args.models, "detector", args.version)
-    if not grid.metadata["detection"].get("reader"):
+    detection = grid.contract.detection
+    if detection is None or not detection.reader:
         raise SystemExit(f"detector version {args.version} does not read: no error report")
-    reader = load_model(args.models, "detector", args.version, signature="reader")
+    reader = load_model(args.models, "detector", args.version, signature=detection.reader)
     print(f"detector v{args.version} at its served settings, validation scenes (seed {args.seed})")
     for layout in args.sets:
         report = errors.validation_errors(grid, reader, layout, args.count, args.seed)
@@ -214,21 +249,21 @@ def version_detectors(
     detectors: dict[str, evaluate.Detector] = {}
     for version in list_versions(models, "detector"):
         grid = load_model(models, "detector", version, runtime=runtime)
-        signatures = grid.metadata["signatures"]
-        if "humble" in signatures and "humble" not in detectors:
+        detection = grid.contract.detection
+        if "humble" in grid.contract.signatures and "humble" not in detectors:
             humble = load_model(models, "detector", version, runtime=runtime, signature="humble")
-            size = humble.signature_spec["inputs"][0]["shape"][1]
+            size = humble.spec.input.shape[1]
             detectors["humble"] = evaluate.grid_detector(
                 lambda batch, h=humble: humble_to_grid(h.predict(batch)), size
             )
         if thresholds is not None:
-            thresholds[f"v{version}"] = grid.metadata["detection"]["confidence_threshold"]
-        if grid.metadata["detection"].get("reader"):
-            reader = load_model(models, "detector", version, runtime=runtime, signature="reader")
+            thresholds[f"v{version}"] = detection.confidence_threshold
+        if detection.reader:
+            reader = load_model(models, "detector", version, runtime=runtime,
+                                signature=detection.reader)  # fmt: skip
             detectors[f"v{version}"] = evaluate.reading_detector(grid, reader)
         else:
-            size = grid.metadata["detection"]["input_size"]
-            detectors[f"v{version}"] = evaluate.grid_detector(grid.predict, size)
+            detectors[f"v{version}"] = evaluate.grid_detector(grid.predict, detection.input_size)
     return detectors
 
 
@@ -379,6 +414,12 @@ def main(argv: list[str] | None = None) -> None:
         "LAYOUT (repeat per layout; validation gets 5 %% as many)",
     )  # fmt: skip
     reading.add_argument("--mine-version", type=int, help="the version whose grid proposes")
+    reading.add_argument(
+        "--mine-round", type=_mining_round, action="append",
+        metavar="version=V,[seed=S,][rank=grid|reader,]LAYOUT=SCENES,...",
+        help="another round of mined crops: V's grid proposes on fresh scenes from seed S "
+        "(default 0); rank=reader keeps the negatives V's reader scores highest (repeatable)",
+    )  # fmt: skip
     reading.add_argument(
         "--tune", action="store_true",
         help="choose the objectness weight and the confidence threshold on validation scenes "

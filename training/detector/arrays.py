@@ -205,9 +205,10 @@ def mined_reading(
     version: int,
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     processes: int | None = None,
+    rank: str = "grid",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Reader crops and targets at a published grid's proposals on `count` fresh scenes of one
-    layout (`training.detector.mining`), cached when asked."""
+    layout (`training.detector.mining`), its negatives ranked by `rank`, cached when asked."""
     from training.detector.mining import make_mined, mining_jobs
 
     def assemble(parts: list) -> dict[str, np.ndarray]:
@@ -216,7 +217,8 @@ def mined_reading(
             "crop_targets": np.concatenate([p[1] for p in parts]),
         }
 
-    name = f"v{GENERATOR_VERSION}-mined-d{version}-{purpose}-{layout}-seed{seed}-n{count}.npz"
-    jobs = mining_jobs(layout, count, seed, purpose, models_dir, version)
+    source = f"d{version}" if rank == "grid" else f"d{version}-by-{rank}"
+    name = f"v{GENERATOR_VERSION}-mined-{source}-{purpose}-{layout}-seed{seed}-n{count}.npz"
+    jobs = mining_jobs(layout, count, seed, purpose, models_dir, version, rank)
     arrays = _build_cached(_cache_path(cache_dir, name), make_mined, jobs, processes, 64, assemble)
     return arrays["crops"], arrays["crop_targets"]

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from modelkit.detection import GridModel, box_iou, propose, read_words, to_model_input
+from modelkit.detection import (
+    GridModel,
+    box_iou,
+    detection_settings,
+    propose,
+    read_words,
+    to_model_input,
+)
 from training.detector.dataset import Sample, generate
 from training.detector.evaluate import MATCH_IOU
 
@@ -35,8 +42,8 @@ def _word_under(box: np.ndarray, sample: Sample) -> str:
 def error_report(grid: GridModel, reader: GridModel, samples: list[Sample]) -> dict[str, Any]:
     """Counts of found and missed targets (with or without a proposal) and false positives by
     the word under them; heights of the targets missed without a proposal, in input pixels."""
-    settings = grid.metadata["detection"]
-    size = int(settings["input_size"])
+    settings = detection_settings(grid)
+    size = settings.input_size
     counts: Counter[str] = Counter()
     words: Counter[str] = Counter()
     unproposed_heights: list[float] = []
@@ -44,12 +51,12 @@ def error_report(grid: GridModel, reader: GridModel, samples: list[Sample]) -> d
         batch, (placement,) = to_model_input([sample.image], size)
         output = grid.predict(batch)[0]
         proposals, _ = propose(
-            output, placement, size, len(settings["labels"]),
-            float(settings["proposal_threshold"]), int(settings["max_proposals"]),
+            output, placement, size, len(settings.labels),
+            settings.proposal_threshold, settings.max_proposals,
         )  # fmt: skip
         found = read_words(
             sample.image, output, placement, settings, reader,
-            float(settings["confidence_threshold"]), float(settings["nms_iou_threshold"]), 100,
+            settings.confidence_threshold, settings.nms_iou_threshold, 100,
         )  # fmt: skip
         boxes = np.array([d.box for d in found], np.float32).reshape(-1, 4)
         classes = np.array([d.class_id for d in found], np.int64)

@@ -195,6 +195,7 @@ def publish(
     """Export both models into a new `detector` version, evaluate them, write the metadata."""
     import dataclasses
 
+    from modelkit.versions import VersionWriter
     from training.data import fingerprint
     from training.detector import evaluate
     from training.detector.dataset import HARD_FONT_SIZES, HARD_MAX_WORDS, HARD_SIDES, LABELS
@@ -207,7 +208,6 @@ def publish(
         OUTPUT_FIELDS,
         STRIDE,
     )
-    from training.export import VersionWriter
     from training.plots import plot_history
 
     size, grid = config.input_size, config.input_size // STRIDE

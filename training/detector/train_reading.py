@@ -33,6 +33,18 @@ from training.detector.arrays import (
 from training.detector.train import Batches, TimeBudget
 
 
+@dataclass(frozen=True)
+class MiningRound:
+    """Reader crops where a published version's grid proposes (training.detector.mining), on
+    fresh training scenes of each layout (`scenes`, generated from `seed`); the negatives kept
+    are the grid's best-ranked or, with rank "reader", those that version's reader would serve."""
+
+    version: int
+    scenes: dict[str, int]
+    seed: int = 0
+    rank: str = "grid"
+
+
 @dataclass
 class ReadingConfig:
     seed: int = 0
@@ -65,10 +77,9 @@ class ReadingConfig:
     warm_start_version: int | None = 1  # the grid's
     # A published version whose grid is kept as it is: only the reader trains (`--grid-version`).
     grid_version: int | None = None
-    # Extra reader crops where a published version's grid proposes (training.detector.mining):
-    # scenes per layout, the same counts scaled down for validation, and that version.
-    mined: dict[str, int] = field(default_factory=dict)
-    mining_version: int | None = None
+    # Extra reader crops where published versions' grids propose, one round each; validation
+    # gets the same rounds on 5 % as many validation scenes.
+    mining: list[MiningRound] = field(default_factory=list)
     reader_warm_start_version: int | None = None  # a reading version whose reader to go on from
     grid_time_budget_minutes: float | None = None
     reader_time_budget_minutes: float | None = None
@@ -108,25 +119,25 @@ def models_dir(config: ReadingConfig) -> Path:
 
 
 def mined_data(config: ReadingConfig, purpose: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """The mined reader crops of `config.mined` (train), or of a share of it (validation)."""
-    if not config.mined:
-        return None
-    if config.mining_version is None:
-        raise ValueError("mined reader crops need the version whose grid proposes them")
+    """The mined reader crops of `config.mining` (train), or of a share of it (validation)."""
     share = 1.0 if purpose == "train" else MINED_VALIDATION_SHARE
     parts = [
         mined_reading(
             layout,
             max(1, round(count * share)),
-            config.seed,
+            mining.seed,
             purpose,
             models_dir(config),
-            config.mining_version,
+            mining.version,
             config.cache_dir,
+            rank=mining.rank,
         )
-        for layout, count in config.mined.items()
+        for mining in config.mining
+        for layout, count in mining.scenes.items()
         if count
     ]
+    if not parts:
+        return None
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -526,10 +537,10 @@ def publish_reading(
 ) -> Path:
     """Export the grid and the reader into a new `detector` version, evaluate, describe it."""
     from modelkit import load_model
+    from modelkit.versions import VersionWriter
     from training.detector import evaluate, sources
     from training.detector.arrays import GENERATOR_VERSION
     from training.detector.crops import READER_CLASSES
-    from training.export import VersionWriter
     from training.plots import plot_history
 
     rng = np.random.default_rng(config.seed)

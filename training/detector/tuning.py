@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from modelkit.detection import GridModel
+from modelkit.detection import GridModel, detection_settings
 from training.detector import evaluate
 from training.detector.dataset import generate
 
@@ -82,8 +82,8 @@ def tune(
     import time
 
     sets = {layout: list(generate(layout, count, seed, purpose="validation")) for layout in layouts}
-    served = grid.metadata["detection"]
-    pairs = list(proposals) or [(served["proposal_threshold"], served["max_proposals"])]
+    served = detection_settings(grid)
+    pairs = list(proposals) or [(served.proposal_threshold, served.max_proposals)]
     rows = []
     for (proposal_threshold, max_proposals), weight in itertools.product(pairs, weights):
         changed = WithSettings(

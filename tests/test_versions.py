@@ -1,10 +1,12 @@
-"""Promoting a version from another repository: integrity first, then the atomic publish."""
+"""modelkit.versions: promoting a version from another repository (integrity first, then the
+atomic publish)."""
 
 import json
 from pathlib import Path
 
 import pytest
 
+from modelkit.__main__ import main
 from modelkit.repository import (
     METADATA_FILE,
     ArtifactIntegrityError,
@@ -13,7 +15,7 @@ from modelkit.repository import (
     sha256_file,
     verify_artifacts,
 )
-from training.export import main, promote
+from modelkit.versions import promote
 
 
 def make_version(root: Path, name: str, version: int, payload: bytes) -> Path:

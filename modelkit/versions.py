@@ -1,5 +1,10 @@
 """Writing a model version into the repository: export, parity check, metadata, atomic publish.
 
+The one writer of versions: the training pipelines, `python -m modelkit import` (a model of
+the user's own) and `promote` all publish through `VersionWriter`. TensorFlow, Keras and
+ONNX Runtime are imported only by the functions that need them, so importing this module
+needs numpy alone, like the rest of modelkit.
+
     with VersionWriter(args.out, "vae") as version:
         version.export(decoder, stem="model", signature="serving_default",
                        inputs=[...], outputs=[...], sample_inputs=latent_batch)
@@ -9,7 +14,7 @@
 A version trained into another repository (a scratch `--out`, a colleague's machine) moves
 into this one as its next version with
 
-    python -m training.export promote /tmp/scratch/vae/1 [--out models/]
+    python -m modelkit promote /tmp/scratch/vae/1 [--out models/]
 
 which checks every artifact's sha256 first and publishes through the same atomic rename.
 
@@ -21,19 +26,20 @@ a difference above `PARITY_TOLERANCE` aborts the export.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
 import platform
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from modelkit.metadata import TensorSpec, tensors_json
 from modelkit.repository import (
     METADATA_FILE,
     list_versions,
@@ -62,11 +68,11 @@ def framework_versions() -> dict[str, str]:
     return versions
 
 
-def export_onnx(model: Any, path: Path, input_spec: dict[str, Any]) -> None:
+def export_onnx(model: Any, path: Path, input_spec: TensorSpec) -> None:
     import tensorflow as tf
 
     signature = tf.TensorSpec(
-        [None, *input_spec["shape"][1:]], tf.as_dtype(input_spec["dtype"]), name=input_spec["name"]
+        [None, *input_spec.shape[1:]], tf.as_dtype(input_spec.dtype), name=input_spec.name
     )
     model.export(str(path), format="onnx", verbose=False, input_signature=[signature])
 
@@ -132,29 +138,31 @@ class VersionWriter:
         *,
         stem: str,
         signature: str,
-        inputs: list[dict[str, Any]],
-        outputs: list[dict[str, Any]],
+        inputs: Sequence[TensorSpec | Mapping[str, Any]],
+        outputs: Sequence[TensorSpec | Mapping[str, Any]],
         sample_inputs: np.ndarray,
         tolerance: float = PARITY_TOLERANCE,
     ) -> float:
         """Save `model` as `<stem>.keras` and `<stem>.onnx`, parity-checked, under `signature`.
 
-        `inputs` and `outputs` describe the tensors: name, dtype, shape (None for the batch
-        axis) and meaning. `sample_inputs` are the PARITY_SAMPLES inputs of the check.
-        Returns the largest Keras/ONNX difference seen.
+        `inputs` and `outputs` describe the tensors (`TensorSpec`, or its JSON form, checked
+        the same way): name, dtype, shape (None for the batch axis) and meaning.
+        `sample_inputs` are the PARITY_SAMPLES inputs of the check. Returns the largest
+        Keras/ONNX difference seen.
         """
-        (input_spec,) = inputs
+        input_specs, output_specs = _specs(inputs), _specs(outputs)
+        (input_spec,) = input_specs
         keras_path = self.staging / f"{stem}.keras"
         onnx_path = self.staging / f"{stem}.onnx"
         model.save(keras_path)
         export_onnx(model, onnx_path, input_spec)
-        sample_inputs = np.asarray(sample_inputs, dtype=input_spec["dtype"])
+        sample_inputs = np.asarray(sample_inputs, dtype=input_spec.dtype)
         difference = check_parity(model, onnx_path, sample_inputs, tolerance)
         self.metadata["signatures"][signature] = {
             "keras": keras_path.name,
             "onnx": onnx_path.name,
-            "inputs": inputs,
-            "outputs": outputs,
+            "inputs": tensors_json(input_specs),
+            "outputs": tensors_json(output_specs),
             "parity": {
                 "samples": len(sample_inputs),
                 "max_abs_difference": difference,
@@ -227,14 +235,8 @@ def promote(source: str | Path, models_dir: str | Path) -> Path:
     return version.path
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    promote_parser = commands.add_parser("promote", help="copy a version in as the next version")
-    promote_parser.add_argument("source", type=Path, help="a version directory, .../<name>/<n>")
-    promote_parser.add_argument("--out", type=Path, default=Path("models"))
-    args = parser.parse_args(argv)
-    print(f"published {promote(args.source, args.out)}")
+def _specs(tensors: Sequence[TensorSpec | Mapping[str, Any]]) -> list[TensorSpec]:
+    return [t if isinstance(t, TensorSpec) else TensorSpec.from_json(t) for t in tensors]
 
 
 def _json_default(value: Any) -> Any:
@@ -245,7 +247,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-if __name__ == "__main__":
-    main()
