@@ -88,7 +88,7 @@ def main() -> None:
         for runtime in runtimes
     }
     model = models["onnxruntime"]
-    size = model.metadata["detection"]["input_size"]
+    size = model.contract.detection.input_size
     batch, _ = to_model_input(images, size)
     results: dict[tuple[str, str], dict[str, float]] = {}
     for batch_size in (1, 32):
@@ -133,9 +133,11 @@ def compare_versions(args: argparse.Namespace) -> None:
     calls = {}
     for version in list_versions(args.models, "detector"):
         model = load_model(args.models, "detector", version, threads=threads)
-        reader = None
-        if model.metadata["detection"].get("reader"):
-            reader = load_model(args.models, "detector", version, signature="reader", threads=1)
+        reader, detection = None, model.contract.detection
+        if detection.reader:
+            reader = load_model(
+                args.models, "detector", version, signature=detection.reader, threads=1
+            )
         state = {"next": 0}
 
         def call(model=model, reader=reader, state=state) -> None:

@@ -171,50 +171,58 @@ class Server:
 def serve(target: str, env: dict[str, str], timeout: float = 180.0) -> Iterator[Server]:
     """Start `uvicorn <target>` on a free loopback port; wait until /readyz answers 200."""
     port = free_port()
-    log_path = Path(tempfile.gettempdir()) / f"bench-serving-{target.split(':')[0]}.log"
-    log = open(log_path, "wb")  # noqa: SIM115 (closed in the finally below)
     command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        target,
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--app-dir",
-        str(PROJECT_ROOT / "bench"),
+        *(sys.executable, "-m", "uvicorn", target, "--host", HOST, "--port", str(port)),
+        *("--no-access-log", "--log-level", "warning", "--app-dir", str(PROJECT_ROOT / "bench")),
     ]
+    with launch(command, port, env, target.split(":")[0], timeout=timeout) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def launch(
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    name: str,
+    ready_path: str = "/readyz",
+    timeout: float = 180.0,
+) -> Iterator[Server]:
+    """Run `command` (a server that will listen on `port`), wait until `ready_path` answers
+    200, and stop it (SIGINT, then SIGKILL) on the way out; its output goes to a log file."""
+    log_path = Path(tempfile.gettempdir()) / f"bench-serving-{name}.log"
+    log = open(log_path, "wb")  # noqa: SIM115 (closed in the finally below)
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=log
-    )
+        command, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=log,
+        start_new_session=True,  # its own group: a server's workers are stopped with it
+    )  # fmt: skip
     try:
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"{target} exited; see {log.name}")
+                raise RuntimeError(f"{name} exited; see {log.name}")
             if time.perf_counter() - started > timeout:
-                raise RuntimeError(f"{target} not ready after {timeout} s; see {log.name}")
-            if _ready(port):
+                raise RuntimeError(f"{name} not ready after {timeout} s; see {log.name}")
+            if _ready(port, ready_path):
                 break
             time.sleep(0.02)
         yield Server(process, port, time.perf_counter() - started)
     finally:
-        process.send_signal(signal.SIGINT)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
         log.close()
 
 
-def _ready(port: int) -> bool:
+def _ready(port: int, path: str = "/readyz") -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=0.5) as connection:
-            connection.sendall(raw_request("GET", "/readyz"))
+            connection.sendall(raw_request("GET", path))
             return connection.recv(64).split()[1] == b"200"
     except (OSError, IndexError):
         return False
@@ -278,8 +286,7 @@ def _detector_inputs(model: Any, batch: int) -> np.ndarray:
     from modelkit.detection import to_model_input
 
     image = Image.open(io.BytesIO(detector_image())).convert("RGB")
-    size = int(model.metadata["detection"]["input_size"])
-    return to_model_input([image] * batch, size)[0]
+    return to_model_input([image] * batch, model.contract.detection.input_size)[0]
 
 
 def endpoints() -> dict[str, Endpoint]:

@@ -107,7 +107,19 @@ def routes() -> dict[str, Route]:
         "detect": Route("detect", "POST", "/detect", json.dumps({"image": image}).encode()),
         "vae": Route("vae", "GET", "/vae/sample?n=16"),
         "trivial": Route("trivial", "GET", "/v1/models/vae"),
+        # The Open Inference Protocol: the same models beside their task routes.
+        "v2-classify": Route("v2-classify", "POST", "/v2/models/classifier/infer", CLASSIFY_V2),
+        "v2-vae": Route("v2-vae", "POST", "/v2/models/vae/infer", VAE_V2),
     }
+
+
+# Open Inference Protocol bodies, JSON in and out (what any client sends; also bench/protocol.py)
+CLASSIFY_V2 = json.dumps(
+    {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [NEWS_TEXT]}]}
+).encode()
+VAE_V2 = json.dumps(
+    {"inputs": [{"name": "latent", "datatype": "FP32", "shape": [1, 2], "data": [0.5, -1.0]}]}
+).encode()
 
 
 @dataclass(frozen=True)
@@ -353,36 +365,34 @@ def measure(
     return run_wrk(url, route, token, concurrency, args.duration, args.max_requests, work)
 
 
+# What one measurement can fail with (a stack that does not start, wrk or a probe that
+# errs, a program whose pid is not reported): reported in the run, never fatal to it.
+MEASUREMENT_ERRORS = (
+    AssertionError, OSError, RuntimeError, ValueError, subprocess.SubprocessError,
+)  # fmt: skip
+
+
 def one_run(args: argparse.Namespace, work: Path, repeat: int) -> dict[str, Any]:
     all_routes = routes()
-    run: dict[str, Any] = {"variants": {}}
+    run: dict[str, Any] = {"variants": {}, "failures": []}
+
+    def failed(what: str, error: BaseException) -> None:
+        message = f"run {repeat + 1} {what}: {type(error).__name__}: {error}"
+        run["failures"].append(message.splitlines()[0][:300])
+        print(f"  warning: {message}", file=sys.stderr)
+
     for key in args.variants:
         variant = VARIANTS[key]
         if not variant.routes(args.routes):
             continue
         base = work / f"{key}-{repeat}"
-        with launched(variant, base, args.models_dir, app_settings(args)) as running:
-            figures: dict[str, Any] = {
-                "cold_start_s": running.cold_start_s,
-                "rss_mb_at_rest": programs_rss(running),
-                "load": {},
-            }
-            if not variant.naive:  # the naive app serves the classifier only, unversioned
-                figures["served_versions"] = served_versions(running)
-            for route_key in variant.routes(args.routes):
-                route = all_routes[route_key]
-                figures["load"][route_key] = {}
-                for concurrency in args.concurrency:
-                    load = measure(running, route, concurrency, args, work)
-                    figures["load"][route_key][str(concurrency)] = asdict(load)
-                    print(
-                        f"  run {repeat + 1} {key:8} {route.label:24} c={concurrency:<3}"
-                        f" {load.per_second:8.1f} req/s  p50 {load.p50_ms:7.1f} ms"
-                        f"  p99 {load.p99_ms:7.1f} ms  errors {load.errors}",
-                        file=sys.stderr,
-                    )
-            figures["rss_mb_after_load"] = programs_rss(running)
-        run["variants"][key] = figures
+        try:
+            with launched(variant, base, args.models_dir, app_settings(args)) as running:
+                run["variants"][key] = measure_variant(
+                    key, variant, running, args, work, repeat, all_routes, failed
+                )
+        except MEASUREMENT_ERRORS as error:
+            failed(f"{key}", error)
     if "detect" in args.routes:  # in-process, while no stack runs
         rates = raw_runtime(
             endpoints()["detect"], args.models_dir, args.duration, 1, args.detector_version
@@ -390,6 +400,46 @@ def one_run(args: argparse.Namespace, work: Path, repeat: int) -> dict[str, Any]
         run["raw_detect_images_per_s"] = {str(batch): rate for batch, rate in rates.items()}
     run["ratios"] = ratios(run)
     return run
+
+
+def measure_variant(
+    key: str,
+    variant: Variant,
+    running: Running,
+    args: argparse.Namespace,
+    work: Path,
+    repeat: int,
+    all_routes: dict[str, Route],
+    failed: Any,
+) -> dict[str, Any]:
+    """One variant's figures; a measurement that fails is left out and reported."""
+    figures: dict[str, Any] = {"cold_start_s": running.cold_start_s, "load": {}}
+    try:
+        figures["rss_mb_at_rest"] = programs_rss(running)
+    except MEASUREMENT_ERRORS as error:
+        failed(f"{key} RSS at rest", error)
+    if not variant.naive:  # the naive app serves the classifier only, unversioned
+        figures["served_versions"] = served_versions(running)
+    for route_key in variant.routes(args.routes):
+        route = all_routes[route_key]
+        for concurrency in args.concurrency:
+            try:
+                load = measure(running, route, concurrency, args, work)
+            except MEASUREMENT_ERRORS as error:
+                failed(f"{key} {route.label} c={concurrency}", error)
+                continue
+            figures["load"].setdefault(route_key, {})[str(concurrency)] = asdict(load)
+            print(
+                f"  run {repeat + 1} {key:8} {route.label:24} c={concurrency:<3}"
+                f" {load.per_second:8.1f} req/s  p50 {load.p50_ms:7.1f} ms"
+                f"  p99 {load.p99_ms:7.1f} ms  errors {load.errors}",
+                file=sys.stderr,
+            )
+    try:
+        figures["rss_mb_after_load"] = programs_rss(running)
+    except MEASUREMENT_ERRORS as error:
+        failed(f"{key} RSS after load", error)
+    return figures
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -434,6 +484,8 @@ def summarize(trees: list[Any], key: str = "") -> Any:
     if isinstance(present[0], dict):
         keys = dict.fromkeys(k for tree in present for k in tree)
         return {k: summarize([tree.get(k) for tree in present], k) for k in keys}
+    if isinstance(present[0], list):  # the runs' failure reports: all of them
+        return [item for tree in present for item in tree]
     if key in ("errors", "capped"):
         return int(sum(present))
     return statistics.median(present)
@@ -555,6 +607,14 @@ def markdown(report: dict[str, Any]) -> str:
     )
     if capped:
         lines += [f"{capped} measurements stopped at --max-requests before --duration.", ""]
+    failures = [failure for run in report["runs"] for failure in run.get("failures", [])]
+    if failures:
+        lines += [
+            f"{len(failures)} measurement(s) failed and are left out of the medians:",
+            "",
+            *(f"- {failure}" for failure in failures),
+            "",
+        ]
     lines += client_cpu(variants)
     lines += targets(summary)
     lines += memory(summary)
@@ -643,8 +703,10 @@ def memory(summary: dict[str, Any]) -> list[str]:
     shown = [("gateway", program, name) for program, name in names.items()]
     shown.append(("naive", "app", "naive app (Keras, `naive` variant)"))
     for key, program, name in shown:
-        if key in variants:
-            rss = variants[key]
+        rss = variants.get(key) or {}
+        if program in (rss.get("rss_mb_at_rest") or {}) and program in (
+            rss.get("rss_mb_after_load") or {}
+        ):
             lines.append(
                 f"| {name} | {rss['rss_mb_at_rest'][program]:.0f}"
                 f" | {rss['rss_mb_after_load'][program]:.0f} |"
@@ -652,12 +714,15 @@ def memory(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_section(path: Path, section: str) -> None:
+def write_section(
+    path: Path, section: str, begin_marker: str = BEGIN_MARKER, end_marker: str = END_MARKER
+) -> None:
+    """Replace what lies between the two markers of `path` with `section`."""
     text = path.read_text()
-    begin, end = text.find(BEGIN_MARKER), text.find(END_MARKER)
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin < 0 or end < begin:
-        raise SystemExit(f"{path}: the markers {BEGIN_MARKER!r} ... {END_MARKER!r} are missing")
-    path.write_text(text[: begin + len(BEGIN_MARKER)] + "\n\n" + section + "\n" + text[end:])
+        raise SystemExit(f"{path}: the markers {begin_marker!r} ... {end_marker!r} are missing")
+    path.write_text(text[: begin + len(begin_marker)] + "\n\n" + section + "\n" + text[end:])
 
 
 # -- main ------------------------------------------------------------------------------------
