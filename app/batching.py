@@ -69,6 +69,7 @@ class Batcher:
         self,
         run: RunBatch,
         *,
+        run_alone: RunBatch | None = None,
         name: str,
         max_batch_size: int = 32,
         max_delay_ms: float = 2.0,
@@ -79,6 +80,7 @@ class Batcher:
     ) -> None:
         self.name = name
         self._run = run
+        self._run_alone = run_alone or run
         self.max_batch_size = max_batch_size if enabled else 1
         self.max_delay_s = max_delay_ms / 1000 if enabled else 0.0
         self._last_batch_requests = 0  # in the previous runtime call: >1 means there is load
@@ -147,9 +149,12 @@ class Batcher:
             self._running = live
             self._last_batch_requests = len(live)
             inputs = live[0].rows if len(live) == 1 else np.concatenate([r.rows for r in live])
+            # A lone request with nothing queued behind it: the server is idle, and `run_alone`
+            # (a session with more threads, when configured) may take the idle cores.
+            run = self._run_alone if len(live) == 1 and self._queue.empty() else self._run
             started = time.perf_counter()
             try:
-                outputs = await loop.run_in_executor(self._executor, self._run, inputs)
+                outputs = await loop.run_in_executor(self._executor, run, inputs)
             except Exception as exc:
                 logger.exception("model %s failed on a batch of %d rows", self.name, len(inputs))
                 for request in live:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from app.errors import InvalidInput
-from app.images import encode_png, grayscale_to_image, tile
+from app.images import encode_gray_png, tile, to_gray8
 from modelkit.metadata import ModelMetadata, Signature
 
 DEFAULT_WALK_RANGE = (-3.0, 3.0)
@@ -59,15 +59,16 @@ class DecodedSamples:
     images: np.ndarray  # the decoder's output, (n, H, W) or (n, H, W, 1), in [0, 1]
 
     def as_json(self) -> list[dict[str, Any]]:
+        images = to_gray8(self.images)  # all at once: one numpy pass, not one per image
         return [
             {
                 "latent": [round(float(v), 6) for v in latent],
-                "image": base64.b64encode(encode_png(grayscale_to_image(pixels))).decode(),
+                "image": base64.b64encode(encode_gray_png(pixels)).decode(),
             }
-            for latent, pixels in zip(self.latents, self.images, strict=True)
+            for latent, pixels in zip(self.latents.tolist(), images, strict=True)
         ]
 
     def as_png(self, columns: int | None = None) -> bytes:
-        images = [grayscale_to_image(pixels) for pixels in self.images]
+        images = to_gray8(self.images)
         columns = columns or math.ceil(math.sqrt(len(images)))
-        return encode_png(tile(images, columns))
+        return encode_gray_png(tile(images, columns))

@@ -1,4 +1,5 @@
-"""Image decoding for requests, and PNG encoding for answers.
+"""Image decoding for requests, and PNG encoding for answers (PIL, and a direct writer for
+the small gray images of the VAE).
 
 Decoding accepts PNG, JPEG, WebP, GIF (first frame) and BMP, whatever the client claims the
 type is; checks the pixel count from the header before decoding any pixel (decompression
@@ -8,7 +9,9 @@ bombs); applies EXIF orientation; and returns RGB, with transparency flattened o
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -66,22 +69,50 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def grayscale_to_image(pixels: np.ndarray) -> Image.Image:
-    """A float image in [0, 1], shaped (H, W) or (H, W, 1), as an 8-bit grayscale image."""
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(pixels.shape[0], pixels.shape[1])
-    return Image.fromarray(np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8), mode="L")
+def to_gray8(pixels: np.ndarray) -> np.ndarray:
+    """Float images in [0, 1], shaped (..., H, W) or (..., H, W, 1), as 8-bit gray (..., H, W)."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.shape[-1] == 1 and pixels.ndim >= 3:
+        pixels = pixels[..., 0]
+    return np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-def tile(images: list[Image.Image], columns: int, gap: int = 0) -> Image.Image:
-    """Images of one size in a grid, row by row, `columns` wide."""
-    width, height = images[0].size
-    rows = -(-len(images) // columns)
-    sheet = Image.new(
-        images[0].mode,
-        (columns * width + (columns - 1) * gap, rows * height + (rows - 1) * gap),
-        0,
+def tile(images: np.ndarray, columns: int, gap: int = 0) -> np.ndarray:
+    """Gray images of one size, (n, H, W), in a grid row by row, `columns` wide."""
+    count, height, width = images.shape
+    rows = -(-count // columns)
+    sheet = np.zeros(
+        (rows * height + (rows - 1) * gap, columns * width + (columns - 1) * gap), images.dtype
     )
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
-        sheet.paste(image, (column * (width + gap), row * (height + gap)))
+        top, left = row * (height + gap), column * (width + gap)
+        sheet[top : top + height, left : left + width] = image
     return sheet
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# zlib's fastest level: on the VAE's digits (812 bytes of rows each) it takes 12 µs an image
+# against 23 µs at the default 6, for 4 % more bytes (6,796 against 6,545 for 16 images).
+_PNG_ZLIB_LEVEL = 1
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def encode_gray_png(pixels: np.ndarray) -> bytes:
+    """An 8-bit grayscale image, (H, W) uint8, as PNG written here (RFC 2083: IHDR, one zlib
+    IDAT with filter 0 on every row, IEND). For the VAE's 28 x 28 digits PIL's `save` took
+    ~62 µs an image, mostly its plugin machinery; this takes the compression's 12 µs and
+    little else (16 images: 0.99 ms with PIL, 0.2 ms here)."""
+    height, width = pixels.shape
+    rows = np.zeros((height, width + 1), dtype=np.uint8)  # each row: filter byte 0, then pixels
+    rows[:, 1:] = pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit, grayscale
+    return (
+        _PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), _PNG_ZLIB_LEVEL))
+        + _png_chunk(b"IEND", b"")
+    )

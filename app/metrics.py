@@ -1,6 +1,13 @@
-"""Prometheus metrics, in a registry of the app's own so that several apps can share a process."""
+"""Prometheus metrics, in a registry of the app's own so that several apps can share a process.
+
+With `APP_WORKERS` > 1, `python -m app` names a directory in `PROMETHEUS_MULTIPROC_DIR` before
+the workers start: prometheus_client then keeps every value in a file per process there, and
+`/metrics` (answered by whichever worker gets the scrape) adds up the files of them all.
+"""
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -10,11 +17,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from app.batching import BatchObserver
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Metrics:
@@ -54,6 +63,7 @@ class Metrics:
             "Requests waiting for the model's batch worker.",
             ["model"],
             registry=self.registry,
+            multiprocess_mode="livesum",  # every live worker's queue together
         )
         self.rejected = Counter(
             "app_inference_rejected",
@@ -66,6 +76,7 @@ class Metrics:
             "The version each model is serving (0 when none).",
             ["model"],
             registry=self.registry,
+            multiprocess_mode="livemax",  # workers pick a new version up within a poll
         )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -84,5 +95,16 @@ class Metrics:
             on_rejected=self.rejected.labels(model).inc,
         )
 
+    def close(self) -> None:
+        """At a worker's exit: its live gauges stop counting (its counters stay, as they must)."""
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if directory:
+            mark_process_dead(os.getpid(), directory)
+
     def render(self) -> bytes:
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if directory:
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged, path=directory)
+            return generate_latest(merged)
         return generate_latest(self.registry)

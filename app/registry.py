@@ -43,6 +43,7 @@ from modelkit.repository import (
     load_model,
     read_model_config,
 )
+from modelkit.runtimes import Runtime
 
 logger = logging.getLogger("app.registry")
 
@@ -270,7 +271,9 @@ class Registry:
             if entry.servable is None:
                 entry.state = ModelState.LOADING
             try:
-                model, companion = await asyncio.to_thread(self._load, name, target, entry.options)
+                model, companion, lone = await asyncio.to_thread(
+                    self._load, name, target, entry.options
+                )
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"
                 entry.refused[target] = (mtime, reason)
@@ -286,7 +289,8 @@ class Registry:
                     extra={"model": name, "version": target, "error": reason},
                 )
                 return ReloadOutcome(name, previous, False, previous, reason)
-            self._swap(entry, Servable(model, entry.options, self._batcher(name, model), companion))
+            batcher = self._batcher(name, model, lone)
+            self._swap(entry, Servable(model, entry.options, batcher, companion))
             logger.info(
                 "serving version %s of model %s (%s)",
                 target,
@@ -296,7 +300,9 @@ class Registry:
             )
             return ReloadOutcome(name, target, True, previous)
 
-    def _load(self, name: str, version: int, options: ModelOptions) -> tuple[LoadedModel, Any]:
+    def _load(
+        self, name: str, version: int, options: ModelOptions
+    ) -> tuple[LoadedModel, Any, Runtime | None]:
         model = load_model(
             self.root,
             name,
@@ -307,15 +313,21 @@ class Registry:
         )
         companion_factory = self._companions.get(name)
         companion = companion_factory(model) if companion_factory else None
+        lone = None
+        if options.lone_threads and options.lone_threads != options.threads:
+            lone = model.runtime.with_threads(options.lone_threads)
         if self.settings.warmup:
             for rows in sorted({1, options.max_batch_size if options.batching else 1}):
                 model.predict(warmup_batch(model, rows))
-        return model, companion
+            if lone is not None:
+                lone.run(warmup_batch(model, 1))
+        return model, companion, lone
 
-    def _batcher(self, name: str, model: LoadedModel) -> Batcher:
+    def _batcher(self, name: str, model: LoadedModel, lone: Runtime | None = None) -> Batcher:
         options = self._entries[name].options
         return Batcher(
             model.runtime.run,
+            run_alone=lone.run if lone is not None else None,
             name=name,
             max_batch_size=options.max_batch_size,
             max_delay_ms=options.max_delay_ms,

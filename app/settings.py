@@ -31,10 +31,21 @@ class ModelOptions(BaseModel):
         ge=1,
         description="Intra-op threads of the runtime; None lets the runtime use every core.",
     )
+    lone_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Intra-op threads for a request that runs alone on an idle model (nothing "
+        "queued behind it): a second session of the model, so that one user gets the cores "
+        "that load would take; None: the `threads` session runs everything.",
+    )
     batching: bool = Field(default=True, description="Dynamic micro-batching on or off.")
     max_batch_size: int = Field(default=32, ge=1, description="Rows per runtime call.")
     max_delay_ms: float = Field(
-        default=2.0, ge=0, description="How long the first request of a batch waits for more."
+        default=0.0,
+        ge=0,
+        description="Under load only (the previous batch held more than one request): how long "
+        "a batch waits for more requests. Opt-in, for models where waiting pays: the "
+        "classifier's config.json sets 2 (docs/benchmarks.md).",
     )
     max_queue_size: int = Field(
         default=256, ge=1, description="Requests waiting beyond this are refused with 503."
@@ -69,6 +80,18 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     uds: Path | None = Field(default=None, description="Listen on this unix socket instead.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="App processes sharing the socket (`python -m app`); more than one runs "
+        "Prometheus' multiprocess mode so that /metrics adds up every process.",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="With several workers, where their metrics live (emptied at start); "
+        "unset: a fresh temporary directory, removed at exit.",
+    )
 
     @field_validator("models", mode="before")
     @classmethod

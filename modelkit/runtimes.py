@@ -23,6 +23,8 @@ class Runtime(Protocol):
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]: ...
 
+    def with_threads(self, threads: int) -> Runtime: ...
+
 
 def _batch_shape(input_spec: TensorSpec) -> list[int | None]:
     return [None, *input_spec.shape[1:]]
@@ -32,31 +34,45 @@ class OnnxRuntime:
     name: ClassVar[str] = "onnxruntime"
     artifact_key: ClassVar[str] = "onnx"
 
-    def __init__(self, session: Any, input_name: str, dtype: np.dtype) -> None:
+    def __init__(self, session: Any, input_name: str, dtype: np.dtype, artifact: Path) -> None:
         self._session = session
         self._input_name = input_name
         self._dtype = dtype
+        self._artifact = artifact
 
     @classmethod
     def load(
         cls, artifact: Path, input_spec: TensorSpec, *, threads: int | None = None
     ) -> OnnxRuntime:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        session = ort.InferenceSession(
-            str(artifact), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        session = _onnx_session(artifact, threads, spin=True)
         (onnx_input,) = session.get_inputs()
-        return cls(session, onnx_input.name, np.dtype(input_spec.dtype))
+        return cls(session, onnx_input.name, np.dtype(input_spec.dtype), artifact)
+
+    def with_threads(self, threads: int) -> OnnxRuntime:
+        """A second session of the same file with `threads` intra-op threads, not spinning:
+        idle pool threads sleep at once instead of spinning for more work, so a session that
+        runs now and then does not take the CPU its callers need between runs."""
+        session = _onnx_session(self._artifact, threads, spin=False)
+        return OnnxRuntime(session, self._input_name, self._dtype, self._artifact)
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
         feed = np.ascontiguousarray(inputs, dtype=self._dtype)
         return self._session.run(None, {self._input_name: feed})
+
+
+def _onnx_session(artifact: Path, threads: int | None, *, spin: bool) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(
+        str(artifact), sess_options=options, providers=["CPUExecutionProvider"]
+    )
 
 
 class TensorFlowRuntime:
@@ -84,6 +100,10 @@ class TensorFlowRuntime:
             return model(batch, training=False)
 
         return cls(serve, np.dtype(input_spec.dtype))
+
+    def with_threads(self, threads: int) -> TensorFlowRuntime:
+        """The same runtime: TensorFlow sizes its thread pools once per process."""
+        return self
 
     def run(self, inputs: np.ndarray) -> list[np.ndarray]:
         outputs = self._function(np.ascontiguousarray(inputs, dtype=self._dtype))

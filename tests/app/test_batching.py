@@ -181,3 +181,28 @@ async def test_under_load_the_batcher_waits_to_fill_the_next_batch() -> None:
     finally:
         await batcher.close()
     assert model.batch_sizes == [2, 2]
+
+
+async def test_a_lone_request_on_an_idle_model_runs_on_run_alone_and_load_does_not() -> None:
+    """`run_alone` (a session with more threads) takes a request that is alone with nothing
+    queued behind it; batches, and a request with others waiting, run on `run`."""
+    gate = threading.Event()
+    shared, alone = Recorder(gate), Recorder()
+    batcher = Batcher(shared, run_alone=alone, name="double", max_batch_size=4, max_delay_ms=0)
+    try:
+        result = await batcher.submit(np.ones((1, 2), dtype=np.float32))
+        np.testing.assert_array_equal(result.outputs, np.full((1, 2), 2.0))
+        assert (alone.batch_sizes, shared.batch_sizes) == ([1], [])
+        # A burst: six requests queued before the worker looks; the shared 'model' holds its
+        # first batch (on the gate) so that the rest wait behind it.
+        burst = asyncio.gather(
+            *(batcher.submit(np.zeros((1, 2), dtype=np.float32)) for _ in range(6))
+        )
+        await asyncio.sleep(0.05)
+        gate.set()
+        await burst
+    finally:
+        gate.set()
+        await batcher.close()
+    assert alone.batch_sizes == [1], "only the request that found the model idle"
+    assert shared.batch_sizes == [4, 2]

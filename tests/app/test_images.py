@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from app.errors import CorruptImage, ImageTooLarge, UnsupportedMediaType
-from app.images import decode_image, grayscale_to_image, tile
+from app.images import decode_image, encode_gray_png, tile, to_gray8
 from tests.app.images import encoded, picture, png_header_only, rotated_jpeg
 
 LIMIT = 10_000_000
@@ -84,9 +86,20 @@ def test_the_pixel_limit_is_the_configured_one() -> None:
 
 def test_grayscale_output_and_tiling() -> None:
     pixels = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(28, 28, 1)
-    image = grayscale_to_image(pixels)
-    assert image.mode == "L" and image.size == (28, 28)
-    assert np.asarray(image)[0, 0] == 0 and np.asarray(image)[-1, -1] == 255
-    sheet = tile([image] * 5, columns=3)
-    assert sheet.size == (84, 56)
-    np.testing.assert_array_equal(np.asarray(sheet)[28:, 28:56], np.asarray(image))
+    image = to_gray8(pixels)
+    assert image.dtype == np.uint8 and image.shape == (28, 28)
+    assert image[0, 0] == 0 and image[-1, -1] == 255
+    sheet = tile(np.stack([image] * 5), columns=3)
+    assert sheet.shape == (56, 84)
+    np.testing.assert_array_equal(sheet[28:, 28:56], image)
+    np.testing.assert_array_equal(sheet[28:, 56:], 0)  # the empty sixth place
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (1, 1), (3, 200), (57, 2)])
+def test_the_gray_png_writer_gives_what_pil_reads_back(shape: tuple[int, int]) -> None:
+    pixels = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    data = encode_gray_png(pixels)
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()  # checks every chunk's CRC and the zlib stream
+        assert (image.format, image.mode, image.size) == ("PNG", "L", shape[::-1])
+        np.testing.assert_array_equal(np.asarray(image), pixels)

@@ -235,3 +235,21 @@ async def test_a_bad_config_file_keeps_that_model_out_and_the_others_serving(
         assert refused.status_code == 503 and "config.json" in refused.json()["error"]
         assert (await client.get("/readyz")).status_code == 503  # strict readiness, as Triton
     assert any("config.json refused" in r.getMessage() for r in app_logs)
+
+
+async def test_lone_threads_gives_an_idle_model_a_second_wider_session(tmp_path: Path) -> None:
+    """`lone_threads`: a second ONNX Runtime session of the same file with that many threads,
+    not spinning, runs a request that finds the model idle; its answers are the same."""
+    publish_toy(tmp_path, seed=1)
+    options = {TOY: ModelOptions(lone_threads=2)}
+    async with serving(toy_settings(tmp_path, model_settings=options)) as (_, app):
+        servable = app.state.registry.current(TOY)
+        np.testing.assert_allclose(await servable.infer(ONES), expected(1), rtol=1e-5)
+        lone = servable.batcher._run_alone.__self__
+        assert lone is not servable.model.runtime
+        session_options = lone._session.get_session_options()
+        assert session_options.intra_op_num_threads == 2
+        assert session_options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    async with serving(toy_settings(tmp_path)) as (_, app):  # the default: one session
+        servable = app.state.registry.current(TOY)
+        assert servable.batcher._run_alone.__self__ is servable.model.runtime

@@ -51,9 +51,11 @@ def test_live_ready_and_metadata(client: triton.InferenceServerClient) -> None:
     config = client.get_model_config("detector")  # Triton's model configuration extension
     assert config["max_batch_size"] == 4  # models/detector/config.json
     assert config["input"] == [{"name": "image", "data_type": "TYPE_FP32", "dims": [-1, -1, 3]}]
-    assert config["dynamic_batching"] == {"max_queue_delay_microseconds": 2000}
-    text = client.get_model_config("classifier")["input"]
-    assert text == [{"name": "text", "data_type": "TYPE_STRING", "dims": []}]
+    assert config["dynamic_batching"] == {"max_queue_delay_microseconds": 0}  # no wait
+    classifier = client.get_model_config("classifier")
+    assert classifier["input"] == [{"name": "text", "data_type": "TYPE_STRING", "dims": []}]
+    # models/classifier/config.json: the one model whose batches wait for company
+    assert classifier["dynamic_batching"] == {"max_queue_delay_microseconds": 2000}
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import free_port
+from tests.harness import free_port, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -94,15 +94,6 @@ def grant_stack_user(path: Path) -> None:
             subprocess.run(["setfacl", "-m", f"u:{STACK_USER}:x", str(directory)], check=True)
     for entry in [path, *path.rglob("*")]:
         os.chown(entry, account.pw_uid, account.pw_gid, follow_symlinks=False)
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def create_client(database: Path, client_id: str, scopes: str, *options: str) -> str:
