@@ -21,11 +21,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -48,7 +46,11 @@ from bench.stack import (  # noqa: E402
     Route,
     load_average,
     machine,
-    run_wrk,
+    median_load,
+    median_ratio,
+    the_command,
+    venv_package_version,
+    warmed_load,
     write_section,
 )
 from modelkit import load_model  # noqa: E402
@@ -142,11 +144,7 @@ def one_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for concurrency in args.concurrency:
                 for server_name, server in (("app", app), ("mlserver", other)):
                     url = f"http://127.0.0.1:{server.port}"
-                    if args.warmup:
-                        run_wrk(url, route, "-", concurrency, args.warmup, args.max_requests, work)
-                    load = run_wrk(
-                        url, route, "-", concurrency, args.duration, args.max_requests, work
-                    )
+                    load = warmed_load(url, route, "-", concurrency, args, work)
                     run.setdefault(key, {}).setdefault(str(concurrency), {})[server_name] = asdict(
                         load
                     )
@@ -161,17 +159,15 @@ def median_report(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for key in routes():
         for concurrency in runs[0][key]:
-            cell: dict[str, Any] = {}
-            for server in ("app", "mlserver"):
-                loads = [run[key][concurrency][server] for run in runs]
-                cell[server] = {
-                    field: statistics.median(load[field] for load in loads)
-                    for field in ("per_second", "p50_ms", "p99_ms")
-                }
-                cell[server]["errors"] = sum(load["errors"] for load in loads)
-            cell["ratio"] = statistics.median(
-                run[key][concurrency]["app"]["per_second"]
-                / run[key][concurrency]["mlserver"]["per_second"]
+            cell: dict[str, Any] = {
+                server: median_load(run[key][concurrency][server] for run in runs)
+                for server in ("app", "mlserver")
+            }
+            cell["ratio"] = median_ratio(
+                (
+                    run[key][concurrency]["app"]["per_second"],
+                    run[key][concurrency]["mlserver"]["per_second"],
+                )
                 for run in runs
             )
             summary.setdefault(key, {})[concurrency] = cell
@@ -223,15 +219,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mlserver_version() -> str:
-    python = MLSERVER.parent / "python"
-    result = subprocess.run(
-        [str(python), "-c", "import mlserver; print(mlserver.__version__)"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    return result.stdout.strip() or "?"
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 32])
@@ -255,12 +242,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     report: dict[str, Any] = {
         "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "command": shlex_command(),
+        "command": the_command(),
         "repeats": args.repeats,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
         "machine": machine(),
-        "mlserver_version": mlserver_version(),
+        "mlserver_version": venv_package_version(MLSERVER.parent / "python", "mlserver"),
         "load_before": load_average(),
     }
     work = Path(tempfile.mkdtemp(prefix="bench-protocol-"))
@@ -276,10 +263,6 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown:
         write_section(args.markdown, section, BEGIN_MARKER, END_MARKER)
-
-
-def shlex_command() -> str:
-    return shlex.join(["bench/protocol.py", *sys.argv[1:]])
 
 
 if __name__ == "__main__":

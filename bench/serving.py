@@ -168,14 +168,17 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(target: str, env: dict[str, str], timeout: float = 180.0) -> Iterator[Server]:
-    """Start `uvicorn <target>` on a free loopback port; wait until /readyz answers 200."""
+def serve(
+    target: str, env: dict[str, str], timeout: float = 180.0, cwd: Path = PROJECT_ROOT
+) -> Iterator[Server]:
+    """Start `uvicorn <target>` on a free loopback port; wait until /readyz answers 200.
+    `cwd`: the checkout whose code runs (`python -m` puts it first on the path)."""
     port = free_port()
     command = [
         *(sys.executable, "-m", "uvicorn", target, "--host", HOST, "--port", str(port)),
         *("--no-access-log", "--log-level", "warning", "--app-dir", str(PROJECT_ROOT / "bench")),
     ]
-    with launch(command, port, env, target.split(":")[0], timeout=timeout) as server:
+    with launch(command, port, env, target.split(":")[0], timeout=timeout, cwd=cwd) as server:
         yield server
 
 
@@ -187,6 +190,7 @@ def launch(
     name: str,
     ready_path: str = "/readyz",
     timeout: float = 180.0,
+    cwd: Path = PROJECT_ROOT,
 ) -> Iterator[Server]:
     """Run `command` (a server that will listen on `port`), wait until `ready_path` answers
     200, and stop it (SIGINT, then SIGKILL) on the way out; its output goes to a log file."""
@@ -194,7 +198,7 @@ def launch(
     log = open(log_path, "wb")  # noqa: SIM115 (closed in the finally below)
     started = time.perf_counter()
     process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=log, stderr=log,
+        command, cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=log,
         start_new_session=True,  # its own group: a server's workers are stopped with it
     )  # fmt: skip
     try:

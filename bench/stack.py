@@ -17,7 +17,11 @@ p50, p99 and errors. It does so through four gateways, each started anew in ever
   naive     bench/naive_app.py (FastAPI + Keras `model.predict` per request) behind the same
             nginx with cached auth (GATEWAY_LOCAL_APP=false), `/classify` only
 
-and, in every run, the raw ONNX Runtime in-process (bench/serving.py): the detector's images/s
+Named with --variants, deployment settings of the app run too, each reported against
+`gateway` in the same run: workers-2 (APP_WORKERS=2) and delay-0, delay-2, delay-5 (every
+model's max_delay_ms set so).
+
+And, in every run, the raw ONNX Runtime in-process (bench/serving.py): the detector's images/s
 at batch 1 and 32; the cold start of each stack (supervisord spawned to the first 200 of
 /readyz); the RSS of every program at rest and after the load.
 
@@ -51,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -122,12 +126,16 @@ VAE_V2 = json.dumps(
 ).encode()
 
 
+BATCHED = ("CLASSIFIER", "VAE", "DETECTOR")  # the models whose batching delay a variant sets
+
+
 @dataclass(frozen=True)
 class Variant:
     key: str
     title: str
     env: dict[str, str]
     naive: bool = False  # the naive app instead of the app; only /classify
+    setting: bool = False  # a deployment setting of the app, compared with `gateway`
 
     def routes(self, selected: list[str]) -> list[str]:
         return [key for key in selected if not self.naive or key == "classify"]
@@ -144,6 +152,26 @@ VARIANTS = {
             "naive app, auth cached 5 s",
             {"GATEWAY_AUTH_CACHE_SECONDS": CACHE_SECONDS, "GATEWAY_LOCAL_APP": "false"},
             naive=True,
+        ),
+        # Deployment settings, each measured against `gateway` in the same run (not run by
+        # default: `--variants gateway workers-2 delay-0 delay-5`).
+        Variant(
+            "workers-2",
+            "2 app processes",
+            {"GATEWAY_AUTH_CACHE_SECONDS": CACHE_SECONDS, "APP_WORKERS": "2"},
+            setting=True,
+        ),
+        *(
+            Variant(
+                f"delay-{ms}",
+                f"batching delay {ms} ms",
+                {
+                    "GATEWAY_AUTH_CACHE_SECONDS": CACHE_SECONDS,
+                    **{f"APP_MODEL_SETTINGS__{m}__MAX_DELAY_MS": str(ms) for m in BATCHED},
+                },
+                setting=True,
+            )
+            for ms in (0, 2, 5)
         ),
     )
 }
@@ -340,7 +368,8 @@ def served_versions(running: Running) -> dict[str, int]:
 
 
 def programs_rss(running: Running) -> dict[str, float]:
-    """RSS in MB of every program; nginx's is the master's and its workers' together."""
+    """RSS in MB of every program; nginx's is the master's and its workers' together, and so
+    is the app's with `APP_WORKERS` > 1 (a sum of RSS: pages the processes share count twice)."""
     stack = running.stack
     assert stack.process is not None
     nginx = stack.pid_of("nginx")
@@ -348,7 +377,7 @@ def programs_rss(running: Running) -> dict[str, float]:
         "supervisord": rss_mb(stack.process.pid),
         "nginx": tree_rss_kib(nginx) / 1024,
         "auth": rss_mb(stack.pid_of("auth")),
-        "app": rss_mb(running.naive_pid or stack.pid_of("app")),
+        "app": tree_rss_kib(running.naive_pid or stack.pid_of("app")) / 1024,
     }
 
 
@@ -358,8 +387,14 @@ def programs_rss(running: Running) -> dict[str, float]:
 def measure(
     running: Running, route: Route, concurrency: int, args: argparse.Namespace, work: Path
 ) -> Load:
-    """A warm-up at the same concurrency (not counted), then the measured run."""
-    url, token = running.stack.url, running.token
+    return warmed_load(running.stack.url, route, running.token, concurrency, args, work)
+
+
+def warmed_load(
+    url: str, route: Route, token: str, concurrency: int, args: argparse.Namespace, work: Path
+) -> Load:
+    """A warm-up of --warmup seconds at the same concurrency (not counted), then the measured
+    run of --duration seconds, at most --max-requests requests each."""
     if args.warmup:
         run_wrk(url, route, token, concurrency, args.warmup, args.max_requests, work)
     return run_wrk(url, route, token, concurrency, args.duration, args.max_requests, work)
@@ -446,6 +481,40 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator is not None and denominator else None
 
 
+# -- comparisons of servers measured side by side (bench/protocol.py, bench/peers.py) ---------
+
+
+def median_ratio(pairs: Iterable[tuple[float | None, float | None]]) -> float | None:
+    """The median of numerator / denominator over runs, each pair measured within one run (a
+    change of load between runs then weighs on both sides alike); None when no run has both."""
+    values = [value for pair in pairs if (value := ratio(*pair)) is not None]
+    return statistics.median(values) if values else None
+
+
+def median_load(loads: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """One measurement over runs (`Load`s as dicts): the median requests/s, p50 and p99, and
+    the errors of all of them."""
+    loads = list(loads)
+    summary: dict[str, Any] = {
+        key: statistics.median(load[key] for load in loads)
+        for key in ("per_second", "p50_ms", "p99_ms")
+    }
+    summary["errors"] = sum(load["errors"] for load in loads)
+    return summary
+
+
+def venv_package_version(python: Path, module: str) -> str:
+    """`module.__version__` as the interpreter `python` (another virtual environment) sees it."""
+    try:
+        result = subprocess.run(
+            [str(python), "-c", f"import {module}; print({module}.__version__)"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return result.stdout.strip() or "?"
+
+
 def ratios(run: dict[str, Any]) -> dict[str, Any]:
     """The comparisons within one run."""
 
@@ -466,6 +535,22 @@ def ratios(run: dict[str, Any]) -> dict[str, Any]:
                 )
                 if value is not None:
                     found[name].setdefault(route, {})[concurrency] = value
+
+    def over_gateway(key: str, route: str, concurrency: str) -> float | None:
+        return ratio(rate(key, route, concurrency), rate("gateway", route, concurrency))
+
+    found["settings_over_gateway"] = {
+        key: {
+            route: {
+                concurrency: value
+                for concurrency in by_concurrency
+                if (value := over_gateway(key, route, concurrency)) is not None
+            }
+            for route, by_concurrency in gateway.items()
+        }
+        for key in run["variants"]
+        if VARIANTS[key].setting
+    }
     found["classify_over_naive_c32"] = ratio(
         rate("gateway", "classify", "32"), rate("naive", "classify", "32")
     )
@@ -599,6 +684,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f" | {fmt_ratio(cached)} | {fmt_ratio(uncached)} |"
                 )
         lines.append("")
+    lines += settings_table(summary)
     capped = sum(
         load["capped"]
         for figures in variants.values()
@@ -621,6 +707,39 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def settings_table(summary: dict[str, Any]) -> list[str]:
+    """Each deployment-setting variant against `gateway`: requests/s (p50 / p99 ms), ratio."""
+    variants, by_setting = summary["variants"], summary["ratios"].get("settings_over_gateway", {})
+    gateway = variants.get("gateway")
+    if not gateway or not by_setting:
+        return []
+    keys = list(by_setting)
+    lines = [
+        "Deployment settings, each against `gateway` (the defaults) in the same run: requests/s"
+        " (p50 / p99 ms), and the ratio of requests/s (median of the per-run ratios):",
+        "",
+        "| route | concurrency | gateway | "
+        + " | ".join(f"{VARIANTS[k].title} | ratio" for k in keys)
+        + " |",
+        "| --- | ---: | ---: |" + " ---: | ---: |" * len(keys),
+    ]
+
+    def cell(load: dict[str, Any] | None) -> str:
+        if not load:
+            return "n/a"
+        return f"{load['per_second']:.1f} ({load['p50_ms']:.1f} / {load['p99_ms']:.1f})"
+
+    for route, by_concurrency in gateway["load"].items():
+        for concurrency, load in by_concurrency.items():
+            cells = [cell(load)]
+            for key in keys:
+                other = variants.get(key, {}).get("load", {}).get(route, {}).get(concurrency)
+                value = by_setting[key].get(route, {}).get(concurrency)
+                cells += [cell(other), fmt_ratio(value)]
+            lines.append(f"| `{routes()[route].label}` | {concurrency} | {' | '.join(cells)} |")
+    return [*lines, ""]
+
+
 def client_cpu(variants: dict[str, Any]) -> list[str]:
     """How much of the machine the load generator took, at its busiest."""
     loads = [
@@ -639,6 +758,10 @@ def client_cpu(variants: dict[str, Any]) -> list[str]:
         f" in that measurement); the rest of the machine was the stack's.",
         "",
     ]
+
+
+# What one user alone should wait, through the whole gateway (issue 15).
+LATENCY_BARS_MS = {"classify": 3.0, "vae": 8.0, "detect": 10.0}
 
 
 def targets(summary: dict[str, Any]) -> list[str]:
@@ -673,6 +796,14 @@ def targets(summary: dict[str, Any]) -> list[str]:
             f" **{fmt_ratio(detect)}** ({app:.1f} images/s vs {raw['32']:.1f}; raw batch 1:"
             f" {raw['1']:.1f}; 1 intra-op thread, as the app) | {verdict(detect, 0.5)} |"
         )
+    single = variants.get("gateway", {}).get("load", {})
+    for route, bar in LATENCY_BARS_MS.items():
+        load = single.get(route, {}).get("1")
+        if load:
+            rows.append(
+                f"| `{routes()[route].label}` at c=1: p50 <= {bar:g} ms through the gateway |"
+                f" **{load['p50_ms']:.1f} ms** | {'met' if load['p50_ms'] <= bar else 'not met'} |"
+            )
     if not rows:
         return []
     header = ["| target | measured (median of the per-run ratios) | |", "| --- | --- | --- |"]
@@ -729,17 +860,27 @@ def write_section(
 
 
 def the_command() -> str:
-    python = Path(sys.executable)
+    """How the running benchmark was started: its interpreter and script (from the project
+    root, where they are inside it) and its arguments."""
+    python, script = Path(sys.executable), Path(sys.argv[0]).resolve()
     with contextlib.suppress(ValueError):
         python = python.relative_to(PROJECT_ROOT)
-    return shlex.join([str(python), "bench/stack.py", *sys.argv[1:]])
+    with contextlib.suppress(ValueError):
+        script = script.relative_to(PROJECT_ROOT)
+    return shlex.join([str(python), str(script), *sys.argv[1:]])
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     choices = list(routes())
     parser.add_argument("--routes", nargs="+", choices=choices, default=choices)
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=[key for key, variant in VARIANTS.items() if not variant.setting],
+        help="default: the four gateways; the deployment settings run when named",
+    )
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of warm-up before each")

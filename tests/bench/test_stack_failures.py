@@ -71,3 +71,33 @@ def test_failures_are_reported_and_the_run_goes_on(monkeypatch, tmp_path: Path) 
 @pytest.mark.parametrize("error", [OSError("x"), subprocess.TimeoutExpired(["wrk"], 5)])
 def test_what_counts_as_a_failed_measurement(error) -> None:
     assert isinstance(error, bench.MEASUREMENT_ERRORS)
+
+
+def _loads(per_second: float, p50_ms: float) -> dict:
+    load = {"per_second": per_second, "p50_ms": p50_ms, "p99_ms": 2 * p50_ms, "errors": 0}
+    return {"classify": {"1": load, "32": {**load, "per_second": 4 * per_second}}}
+
+
+def test_a_setting_is_reported_against_the_defaults_and_latency_bars_are_checked() -> None:
+    """The deployment-setting variants (workers-2, delay-N) get a ratio over `gateway` taken
+    within the run, and the report checks the c=1 latency bars of issue 15."""
+    run = {
+        "variants": {
+            "gateway": {"load": _loads(100.0, 2.5)},
+            "workers-2": {"load": _loads(150.0, 2.0)},
+            "no-auth": {"load": _loads(110.0, 2.0)},  # not a setting: no ratio of its own
+        },
+        "failures": [],
+    }
+    found = bench.ratios(run)["settings_over_gateway"]
+    assert found == {"workers-2": {"classify": {"1": 1.5, "32": 1.5}}}
+    summary = {"variants": run["variants"], "ratios": {"settings_over_gateway": found}}
+    table = "\n".join(bench.settings_table(summary))
+    assert "| `POST /classify` | 32 | 400.0 (2.5 / 5.0) | 600.0 (2.0 / 4.0) | 1.50x |" in table
+    summary["ratios"] |= {
+        "cached_over_no_auth": {}, "classify_over_naive_c32": None, "detect_over_raw_batch32": None,
+    }  # fmt: skip
+    bars = "\n".join(bench.targets(summary))
+    assert "`POST /classify` at c=1: p50 <= 3 ms through the gateway | **2.5 ms** | met" in bars
+    run["variants"]["gateway"]["load"]["classify"]["1"]["p50_ms"] = 3.5
+    assert "**3.5 ms** | not met" in "\n".join(bench.targets(summary))
