@@ -18,8 +18,8 @@ p50, p99 and errors. It does so through four gateways, each started anew in ever
             nginx with cached auth (GATEWAY_LOCAL_APP=false), `/classify` only
 
 Named with --variants, deployment settings of the app run too, each reported against
-`gateway` in the same run: workers-2 (APP_WORKERS=2) and delay-0, delay-2, delay-5 (every
-model's max_delay_ms set so).
+`gateway` in the same run: workers-2 (APP_WORKERS=2), no-lone (no model's lone_threads)
+and delay-0, delay-2, delay-5 (every model's max_delay_ms set so).
 
 And, in every run, the raw ONNX Runtime in-process (bench/serving.py): the detector's images/s
 at batch 1 and 32; the cold start of each stack (supervisord spawned to the first 200 of
@@ -159,6 +159,16 @@ VARIANTS = {
             "workers-2",
             "2 app processes",
             {"GATEWAY_AUTH_CACHE_SECONDS": CACHE_SECONDS, "APP_WORKERS": "2"},
+            setting=True,
+        ),
+        Variant(
+            "no-lone",
+            "no lone-request session",
+            {
+                "GATEWAY_AUTH_CACHE_SECONDS": CACHE_SECONDS,
+                # lone_threads equal to threads: the one session runs everything
+                **{f"APP_MODEL_SETTINGS__{m}__LONE_THREADS": "1" for m in BATCHED},
+            },
             setting=True,
         ),
         *(
