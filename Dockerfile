@@ -19,6 +19,7 @@ COPY scripts/ scripts/
 COPY modelkit/ modelkit/
 COPY app/ app/
 COPY auth_service/ auth_service/
+COPY gateway/ gateway/
 COPY nginx/ nginx/
 RUN scripts/install --system --extras serving --venv none \
     && rm -rf /var/lib/apt/lists/* /root/.cache

@@ -8,26 +8,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.api import DESCRIPTION, TITLE, VERSION, routers
 from app.errors import install_error_handlers
 from app.logging import configure_logging
 from app.metrics import Metrics
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.protocol import InferenceProtocol
 from app.registry import Registry
-from app.routes import health, models, v2
 from app.settings import Settings
 from app.tasks import discover
 from app.workers import die_with_parent, is_worker
-
-VERSION = "0.1.0"
-DESCRIPTION = """
-Serves the versioned models of `models/` through ONNX Runtime (or TensorFlow, per model):
-object detection, VAE sampling and news classification, with dynamic micro-batching; and
-every model through the Open Inference Protocol (`/v2`, KServe v2 with Triton's binary data).
-It sits behind the gateway, which authenticates every call; errors are
-`{"error": "<code>", "detail": "<sentence>"}`.
-"""
-
 
 # Allocations between two young-generation collections (CPython's default: 700). See below.
 GC_YOUNG_THRESHOLD = 50_000
@@ -69,17 +59,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.close()
 
     app = FastAPI(
-        title="Inference service",
+        title=TITLE,
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The gateway serves the docs (Swagger UI from installed assets, over one document for
+        # both services: gateway/openapi.py); FastAPI's pages would load theirs from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.registry = registry
     app.state.protocol = InferenceProtocol(registry, settings, VERSION)
     install_error_handlers(app)
-    for router in (*(task.router for task in tasks), models.router, v2.router, health.router):
+    for router in routers(tasks):
         app.include_router(router)
     # Added last = outermost: the access log and metrics see the body limit's 413s too.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

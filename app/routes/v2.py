@@ -164,9 +164,13 @@ async def version_ready(name: ModelName, version: ModelVersion, request: Request
 
 
 INFER_OK = ok_example(INFER_ANSWER)
+# A media type object has no description (OpenAPI 3.1, openapi-spec-validator): the schema's.
 INFER_OK[200]["content"][BINARY_CONTENT_TYPE] = {
-    "schema": {"type": "string", "format": "binary"},
-    "description": "With binary outputs: the JSON header, then the outputs' binary data.",
+    "schema": {
+        "type": "string",
+        "format": "binary",
+        "description": "With binary outputs: the JSON header, then the outputs' binary data.",
+    },
 }
 INFER_OPENAPI = {
     "requestBody": {
@@ -174,9 +178,12 @@ INFER_OPENAPI = {
         "content": {
             "application/json": {"example": INFER_EXAMPLE},
             BINARY_CONTENT_TYPE: {
-                "schema": {"type": "string", "format": "binary"},
-                "description": "A JSON header of Inference-Header-Content-Length bytes, then "
-                "the inputs' binary data (Triton's binary tensor data extension).",
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "A JSON header of Inference-Header-Content-Length bytes, "
+                    "then the inputs' binary data (Triton's binary tensor data extension).",
+                },
             },
         },
     }

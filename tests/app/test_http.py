@@ -146,7 +146,7 @@ async def test_openapi_documents_every_route_with_an_example(tmp_path: Path) -> 
     async with serving(settings_for(tmp_path)) as (client, _):
         spec = (await client.get("/openapi.json")).json()
         docs = await client.get("/docs")
-    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert docs.status_code == 404  # the gateway serves /docs, with no CDN (gateway/openapi.py)
     operations = {
         (method, path): operation
         for path, item in spec["paths"].items()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.browser import browser_page, chromium_browser
 from tests.e2e.stack import ALL_SCOPES, Stack, wait_until
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -56,3 +57,15 @@ def running_stack(base: Path, **options: Any) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from running_stack(tmp_path_factory.mktemp("gateway"), cache_seconds=2)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium through Playwright (tests/e2e/browser.py)."""
+    yield from chromium_browser()
+
+
+@pytest.fixture
+def page(browser: Any, gateway: Stack) -> Iterator[Any]:
+    """A fresh browser page on the session's gateway."""
+    yield from browser_page(browser, gateway.url)

@@ -1,0 +1,1 @@
+"""The gateway itself: what it serves beside the two services (its OpenAPI document)."""
