@@ -420,6 +420,13 @@ class Registry:
                 },
                 metrics=_fresh_metrics(servable),
             )
+            if contract.latent is not None:
+                # What a client needs to explore a generative model's latent space (the
+                # playground's plane spans walk_range, the range GET /vae/sample?grid= walks).
+                description["latent"] = {
+                    "size": contract.latent.size,
+                    "walk_range": list(contract.latent.walk_range),
+                }
         return description
 
 

@@ -61,6 +61,9 @@ async def test_grid_walks_the_latent_range_from_metadata(models_root: Path) -> N
     async with serving(**ONLY_VAE) as (client, _):
         answer = await client.get("/vae/sample", params={"grid": 5})
         sheet = await client.get("/vae/sample", params={"grid": 5, "format": "png"})
+        described = (await client.get("/v1/models/vae")).json()
+    # The model's description says what the walk covers (the playground's plane spans it).
+    assert described["latent"] == {"size": 2, "walk_range": [low, high]}
     latents = np.array([s["latent"] for s in answer.json()["samples"]])
     assert latents.shape == (25, 2)
     np.testing.assert_allclose(latents, walk_latents(5, (low, high)), atol=1e-5)

@@ -2,36 +2,14 @@
 
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
-import skimage.data
-from PIL import Image, ImageDraw, ImageFont
 
 from modelkit import load_model
 from modelkit.detection import box_iou, detect
+from tests.photos import photo_with_words
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
-FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans-Bold.ttf"
-
-
-def photo_with_words() -> tuple[Image.Image, dict[str, tuple[int, int, int, int]]]:
-    """scikit-image's coffee photo with chat, rat and two look-alikes written on it."""
-    image = Image.fromarray(skimage.data.coffee()).convert("RGB")  # 600 x 400
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.truetype(str(FONT), 40)
-    boxes = {}
-    for word, origin in {
-        "chat": (30, 20),
-        "rat": (420, 330),
-        "chart": (360, 20),
-        "cat": (40, 330),
-    }.items():
-        draw.text(
-            origin, word, font=font, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0)
-        )
-        boxes[word] = draw.textbbox(origin, word, font=font, stroke_width=2)
-    return image, boxes
 
 
 READING_VERSIONS = (2, 3, 4, 5)

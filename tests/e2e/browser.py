@@ -1,6 +1,6 @@
 """A real browser for the end-to-end tests of the gateway's pages (/docs, /playground).
 
-Debian's `chromium` (scripts/install --system installs it with the dev extras), headless and
+Debian's `chromium` (`scripts/install --browser` installs it; CI does), headless and
 driven by Playwright for Python; Playwright's own browser download is never used. Without
 chromium or Playwright the browser tests are skipped, except in CI, where that is a failure.
 Screenshots go to ARTIFACTS (tests/artifacts/, kept by CI, ignored by git).
@@ -38,7 +38,7 @@ def chromium_browser() -> Iterator[Any]:
     except ImportError:
         _require(False, "playwright is not installed (scripts/install installs the dev extras)")
         return
-    _require(Path(CHROMIUM).exists(), f"no chromium at {CHROMIUM} (scripts/install --system)")
+    _require(Path(CHROMIUM).exists(), f"no chromium at {CHROMIUM} (scripts/install --browser)")
     with sync_playwright() as playwright:
         # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
         browser = playwright.chromium.launch(
@@ -72,12 +72,13 @@ def browser_page(browser: Any, base_url: str) -> Iterator[Any]:
     assert not problems, problems
 
 
-def screenshot(target: Any, name: str) -> Path:
+def screenshot(target: Any, name: str, **options: Any) -> Path:
     """Saves a screenshot of a page or an element as ARTIFACTS/<name>.png; with
-    UPDATE_DOCS_SCREENSHOTS=1 also as docs/img/<name>.png (the pictures the docs show)."""
+    UPDATE_DOCS_SCREENSHOTS=1 also as docs/img/<name>.png (the pictures the docs show).
+    ``options`` go to Playwright's screenshot (e.g. ``mask``: what shows a token)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    target.screenshot(path=str(path))
+    target.screenshot(path=str(path), **options)
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
         (DOCS_IMAGES / path.name).write_bytes(path.read_bytes())
     return path

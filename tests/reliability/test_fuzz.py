@@ -69,8 +69,9 @@ def app_schema(stack: Stack) -> schemathesis.BaseSchema:
 
 @pytest.fixture(scope="module")
 def auth_schema(stack: Stack) -> schemathesis.BaseSchema:
-    # The auth service serves its schema on its own socket; the gateway routes /openapi.json
-    # to the app.
+    # The auth service's own schema, from its socket: the gateway's document (gateway/openapi.py)
+    # holds the same operations, with its security schemes, which the cases here bring
+    # themselves (HTTP Basic).
     transport = httpx.HTTPTransport(uds=str(stack.run_dir / "auth.sock"))
     with httpx.Client(transport=transport, base_url="http://auth") as client:
         document = client.get("/openapi.json").raise_for_status().json()
