@@ -40,7 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service (loopback only)")
-    serve.add_argument("--host", help="loopback address (default: AUTH_HOST)")
+    serve.add_argument(
+        "--host",
+        help="listen address (default: AUTH_HOST); loopback unless AUTH_ALLOW_NON_LOOPBACK=true",
+    )
     serve.add_argument("--port", type=int, help="TCP port (default: AUTH_PORT)")
     serve.add_argument("--unix-socket", type=Path, help="listen on this unix socket instead")
     serve.set_defaults(run=_serve)

@@ -58,6 +58,15 @@ def _is_base_url(url: str) -> bool:
     )
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class AuthSettings(BaseSettings):
     # hide_input_in_errors: a rejected setting may be a secret, so errors must not echo it.
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", hide_input_in_errors=True)
@@ -65,6 +74,10 @@ class AuthSettings(BaseSettings):
     database_path: Path = Path("var/auth.sqlite3")
     database_connections: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=64)
     host: str = "127.0.0.1"
+    # Off: loopback only, behind the gateway on the same host. On (a Kubernetes pod, another
+    # host's gateway): any address, and the network (a NetworkPolicy that lets only the gateway
+    # or the ingress in) is what keeps everyone else out (docs/auth.md, "Listening").
+    allow_non_loopback: bool = False
     port: int = Field(default=8081, ge=1, le=65535)
     unix_socket: Path | None = None
     token_ttl_seconds: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
@@ -92,18 +105,14 @@ class AuthSettings(BaseSettings):
     log_level: str = Field(default="info", pattern=r"^(critical|error|warning|info|debug)$")
     access_log: bool = False
 
-    @field_validator("host")
-    @classmethod
-    def _host_is_loopback(cls, host: str) -> str:
-        if host == "localhost":
-            return host
-        try:
-            is_loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            is_loopback = False
-        if not is_loopback:
-            raise ValueError(f"the auth service listens on loopback only, not {host!r}")
-        return host
+    @model_validator(mode="after")
+    def _host_is_loopback(self) -> AuthSettings:
+        if self.allow_non_loopback or _is_loopback(self.host):
+            return self
+        raise ValueError(
+            f"the auth service listens on loopback only, not {self.host!r}, unless"
+            " AUTH_ALLOW_NON_LOOPBACK=true says it is meant to (a pod behind a network policy)"
+        )
 
     @field_validator("issuer")
     @classmethod

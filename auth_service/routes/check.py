@@ -52,15 +52,42 @@ def check_response(result: CheckResult, realm: str) -> Response:
     )
 
 
+SCOPE_HEADER = "x-required-scope"
+SCOPE_PARAMETER = "scope"
+
+
+class _ConflictingScope(ValueError):
+    pass
+
+
+def _required_scope(request: Request) -> str | None:
+    """The route's scope: nginx sends it in X-Required-Scope; ingress-nginx's external auth
+    cannot set a header without a configuration snippet, so it names the scope in the check's
+    URL instead (`auth-url: .../oauth2/check?scope=classify`). Both may come, if they agree;
+    two answers to one question are refused (fail closed), never one of them picked."""
+    header = request.headers.getlist(SCOPE_HEADER)
+    parameter = request.query_params.getlist(SCOPE_PARAMETER)
+    if len(header) > 1 or len(parameter) > 1:
+        raise _ConflictingScope("more than one required scope")
+    given = {*header, *parameter}
+    if len(given) > 1:
+        raise _ConflictingScope("X-Required-Scope and the scope parameter disagree")
+    return next(iter(given), None)
+
+
 def _check_result(request: Request) -> CheckResult:
     headers = request.headers
     authorizations = headers.getlist("authorization")
     if len(authorizations) > 1:
         return CheckResult(CheckOutcome.INVALID_REQUEST, "more than one Authorization header")
+    try:
+        required_scope = _required_scope(request)
+    except _ConflictingScope as error:
+        return CheckResult(CheckOutcome.INVALID_REQUEST, str(error))
     query = request.scope["query_string"].decode("latin-1")
     return app_context(request).service.check(
         authorizations[0] if authorizations else None,
-        headers.get("x-required-scope"),
+        required_scope,
         uris=(f"?{query}" if query else None, headers.get("x-original-uri")),
     )
 

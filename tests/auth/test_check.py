@@ -117,6 +117,45 @@ def test_a_route_without_a_valid_required_scope_is_denied(
     assert response.json()["error"] == "insufficient_scope"
 
 
+def test_the_scope_may_come_as_a_query_parameter(deployment: Deployment) -> None:
+    """ingress-nginx's external auth names the scope in the check's URL (auth-url), since it
+    cannot add a header without a configuration snippet."""
+    token = token_for(deployment.http, deployment.reader)
+    headers = {"Authorization": f"Bearer {token}"}
+    allowed = deployment.http.get("/oauth2/check?scope=classify", headers=headers)
+    assert allowed.status_code == 200
+    assert allowed.headers["x-client-id"] == "reader"
+    refused = deployment.http.get("/oauth2/check?scope=vae", headers=headers)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "insufficient_scope"
+    both = deployment.http.get(
+        "/oauth2/check?scope=detect", headers={**headers, "X-Required-Scope": "detect"}
+    )
+    assert both.status_code == 200  # the same answer twice is one answer
+
+
+@pytest.mark.parametrize(
+    ("url", "scope_header"),
+    [
+        ("/oauth2/check?scope=detect", "vae"),  # disagree
+        ("/oauth2/check?scope=vae", "detect"),  # the held scope either way round
+        ("/oauth2/check?scope=detect&scope=classify", None),
+        ("/oauth2/check?scope=detect&scope=detect", None),
+    ],
+)
+def test_two_answers_to_the_required_scope_are_refused(
+    deployment: Deployment, url: str, scope_header: str | None
+) -> None:
+    """Fail closed: neither of two scopes is picked, whichever the token holds."""
+    token = token_for(deployment.http, deployment.reader)
+    headers = {"Authorization": f"Bearer {token}"}
+    if scope_header is not None:
+        headers["X-Required-Scope"] = scope_header
+    response = deployment.http.get(url, headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_request"
+
+
 @pytest.mark.parametrize(
     ("url", "original_uri"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -218,4 +219,18 @@ def test_the_service_can_listen_on_a_unix_socket(
 def test_a_non_loopback_host_is_refused(tmp_path: Path) -> None:
     result = run_cli(tmp_path / "x.sqlite3", "serve", "--host", "0.0.0.0", check=False)
     assert result.returncode == 2
-    assert "loopback" in result.stderr
+    assert "loopback" in result.stderr and "AUTH_ALLOW_NON_LOOPBACK" in result.stderr
+
+
+def test_any_address_when_a_setting_says_so(tmp_path: Path, start_server: ServerFactory) -> None:
+    """A pod listens on its own address (docs/auth.md "Listening"): with the explicit setting,
+    0.0.0.0 serves, and so reaches loopback too."""
+    database = tmp_path / "any.sqlite3"
+    svc, _ = _clients(database)
+    server = start_server(database, AUTH_HOST="0.0.0.0", AUTH_ALLOW_NON_LOOPBACK="true")
+    with socket.socket() as probe:
+        probe.connect(("127.0.0.1", server.port))
+    listening = Path("/proc/net/tcp").read_text()
+    assert f"00000000:{server.port:04X}" in listening  # bound to every address
+    with server.http() as http:
+        assert check(http, token_for(http, svc)).status_code == 200

@@ -485,5 +485,7 @@ def test_settings_refuse_non_loopback_hosts() -> None:
     assert AuthSettings(host="127.0.0.2").host == "127.0.0.2"
     assert AuthSettings(host="::1").host == "::1"
     for host in ("0.0.0.0", "10.0.0.1", "example.org", "::"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="AUTH_ALLOW_NON_LOOPBACK"):
             AuthSettings(host=host)
+        # Only when a setting says so explicitly (a pod, docs/auth.md "Listening").
+        assert AuthSettings(host=host, allow_non_loopback=True).host == host

@@ -203,3 +203,15 @@ def test_two_authorization_headers_are_refused_by_nginx(gateway: Stack, cached_f
     )
     assert status == 400, body
     assert json.loads(body)["error"] == "bad_request"
+
+
+def test_a_scope_in_the_clients_query_string_changes_nothing(gateway: Stack) -> None:
+    """The check takes a scope from its own URL too (for ingress-nginx, docs/auth.md); nginx's
+    sub-request carries no query string of the client's, so a client cannot name its own."""
+    token = gateway.token("narrow")  # detect only
+    response = httpx.get(
+        f"{gateway.url}/v1/models?scope=detect",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    _assert_denied(response, 403, "insufficient_scope")
