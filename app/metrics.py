@@ -8,18 +8,54 @@ the workers start: prometheus_client then keeps every value in a file per proces
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 from app.batching import BatchObserver
+
+# The states a model can be in (app.registry.ModelState), one series each: 1 for the current.
+MODEL_STATES = ("START", "LOADING", "AVAILABLE", "UNAVAILABLE")
+
+
+class _ModelCollector(Collector):
+    """Read at scrape time from the registry: each model's state and refused versions."""
+
+    def __init__(
+        self, states: Callable[[], Mapping[str, str]], refused: Callable[[], Mapping[str, int]]
+    ) -> None:
+        self._states = states
+        self._refused = refused
+
+    def collect(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "app_model_state", "1 for the state each model is in.", labels=["model", "state"]
+        )
+        for model, current in self._states().items():
+            for name in MODEL_STATES:
+                state.add_metric([model, name], 1.0 if name == current else 0.0)
+        yield state
+        refused = GaugeMetricFamily(
+            "app_model_refused_versions",
+            "Versions of each model refused (failed to load or warm up) since the start.",
+            labels=["model"],
+        )
+        for model, count in self._refused().items():
+            refused.add_metric([model], float(count))
+        yield refused
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -31,6 +67,14 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._models: _ModelCollector | None = None
+        # The process's own figures (CPU, memory, open files, GC, Python version), as the
+        # default registry would have them. In multiprocess mode (APP_WORKERS > 1) they are
+        # left out: prometheus_client cannot add them up across processes, and one worker's
+        # would pass for the app's.
+        if not os.environ.get(MULTIPROCESS_ENV):
+            for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+                self.registry.register(collector)
         self.requests = Counter(
             "app_http_requests",
             "HTTP requests by route template, method and status.",
@@ -95,6 +139,13 @@ class Metrics:
             on_rejected=self.rejected.labels(model).inc,
         )
 
+    def watch_models(
+        self, states: Callable[[], Mapping[str, str]], refused: Callable[[], Mapping[str, int]]
+    ) -> None:
+        """Reports each model's state and refused versions (the registry's answers)."""
+        self._models = _ModelCollector(states, refused)
+        self.registry.register(self._models)
+
     def close(self) -> None:
         """At a worker's exit: its live gauges stop counting (its counters stay, as they must)."""
         directory = os.environ.get(MULTIPROCESS_ENV)
@@ -106,5 +157,7 @@ class Metrics:
         if directory:
             merged = CollectorRegistry()
             MultiProcessCollector(merged, path=directory)
+            if self._models is not None:
+                merged.register(self._models)  # every worker loads the same models
             return generate_latest(merged)
         return generate_latest(self.registry)

@@ -190,6 +190,10 @@ class Registry:
     def states(self) -> dict[str, str]:
         return {name: entry.state.value for name, entry in self._entries.items()}
 
+    def refused_versions(self) -> dict[str, int]:
+        """How many versions of each model were refused (failed to load or warm up)."""
+        return {name: len(entry.refused) for name, entry in self._entries.items()}
+
     def _entry(self, name: str) -> _Entry:
         try:
             return self._entries[name]

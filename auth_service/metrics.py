@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -64,6 +71,9 @@ def create_metrics(
     verifier: VerificationPool | None = None, limiter: ClientAuthLimiter | None = None
 ) -> AuthMetrics:
     registry = CollectorRegistry()
+    # The process's own figures (CPU, memory, open files, GC), as the default registry has them.
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
     if verifier is not None and limiter is not None:
         registry.register(_ClientAuthCollector(verifier, limiter))
     return AuthMetrics(

@@ -140,6 +140,12 @@ async def test_metrics_count_requests_by_route_and_status(tmp_path: Path) -> Non
     )
     assert 'app_http_request_duration_seconds_count{method="GET",route="/healthz"' in text
     assert 'app_model_version{model="toy"} 1.0' in text
+    # Model state, one series per state, and the process's own figures.
+    assert 'app_model_state{model="toy",state="AVAILABLE"} 1.0' in text
+    assert 'app_model_state{model="toy",state="LOADING"} 0.0' in text
+    assert 'app_model_refused_versions{model="toy"} 0.0' in text
+    assert "process_resident_memory_bytes " in text
+    assert "python_gc_collections_total" in text
 
 
 async def test_openapi_documents_every_route_with_an_example(tmp_path: Path) -> None:

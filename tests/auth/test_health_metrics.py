@@ -53,3 +53,11 @@ def test_metrics_count_tokens_checks_and_latency(deployment: Deployment) -> None
     )
     assert grew("auth_oauth_request_duration_seconds_count", 'endpoint="token"') == 2
     assert token not in after
+
+
+def test_metrics_include_the_process_figures(deployment: Deployment) -> None:
+    text = deployment.http.get("/metrics").text
+    assert _metric(text, "process_resident_memory_bytes") > 0
+    assert _metric(text, "process_open_fds") > 0
+    assert "python_gc_collections_total" in text
+    assert "python_info{" in text
