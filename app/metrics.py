@@ -57,6 +57,7 @@ class _ModelCollector(Collector):
             refused.add_metric([model], float(count))
         yield refused
 
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
