@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    metrics.watch_models(registry.states, registry.refused_versions)
+    metrics.watch_models(registry.states, registry.refused_versions, registry.queue_capacities)
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.registry = registry

@@ -35,10 +35,14 @@ class _ModelCollector(Collector):
     """Read at scrape time from the registry: each model's state and refused versions."""
 
     def __init__(
-        self, states: Callable[[], Mapping[str, str]], refused: Callable[[], Mapping[str, int]]
+        self,
+        states: Callable[[], Mapping[str, str]],
+        refused: Callable[[], Mapping[str, int]],
+        capacities: Callable[[], Mapping[str, int]],
     ) -> None:
         self._states = states
         self._refused = refused
+        self._capacities = capacities
 
     def collect(self) -> Iterator[Metric]:
         state = GaugeMetricFamily(
@@ -56,6 +60,14 @@ class _ModelCollector(Collector):
         for model, count in self._refused().items():
             refused.add_metric([model], float(count))
         yield refused
+        capacity = GaugeMetricFamily(
+            "app_inference_queue_capacity",
+            "Requests each model's queue holds before refusing with 503 (per process).",
+            labels=["model"],
+        )
+        for model, size in self._capacities().items():
+            capacity.add_metric([model], float(size))
+        yield capacity
 
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -141,10 +153,13 @@ class Metrics:
         )
 
     def watch_models(
-        self, states: Callable[[], Mapping[str, str]], refused: Callable[[], Mapping[str, int]]
+        self,
+        states: Callable[[], Mapping[str, str]],
+        refused: Callable[[], Mapping[str, int]],
+        capacities: Callable[[], Mapping[str, int]],
     ) -> None:
-        """Reports each model's state and refused versions (the registry's answers)."""
-        self._models = _ModelCollector(states, refused)
+        """Reports each model's state, refused versions and queue size (the registry's)."""
+        self._models = _ModelCollector(states, refused, capacities)
         self.registry.register(self._models)
 
     def close(self) -> None:

@@ -190,6 +190,10 @@ class Registry:
     def states(self) -> dict[str, str]:
         return {name: entry.state.value for name, entry in self._entries.items()}
 
+    def queue_capacities(self) -> dict[str, int]:
+        """Each model's batch queue size (requests beyond it are refused with 503)."""
+        return {name: entry.options.max_queue_size for name, entry in self._entries.items()}
+
     def refused_versions(self) -> dict[str, int]:
         """How many versions of each model were refused (failed to load or warm up)."""
         return {name: len(entry.refused) for name, entry in self._entries.items()}

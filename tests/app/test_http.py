@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -144,6 +145,7 @@ async def test_metrics_count_requests_by_route_and_status(tmp_path: Path) -> Non
     assert 'app_model_state{model="toy",state="AVAILABLE"} 1.0' in text
     assert 'app_model_state{model="toy",state="LOADING"} 0.0' in text
     assert 'app_model_refused_versions{model="toy"} 0.0' in text
+    assert re.search(r'^app_inference_queue_capacity\{model="toy"\} [1-9]', text, re.MULTILINE)
     assert "process_resident_memory_bytes " in text
     assert "python_gc_collections_total" in text
 

@@ -122,6 +122,7 @@ class Stack:
     cache_seconds: int = 2
     token_ttl_seconds: int = 3600
     port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)  # the internal metrics listener
     extra_env: dict[str, str] = field(default_factory=dict)  # GATEWAY_/APP_/AUTH_ overrides
     process: subprocess.Popen[bytes] | None = None
     secrets: dict[str, str] = field(default_factory=dict)
@@ -146,6 +147,10 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}"
+
     def env(self) -> dict[str, str]:
         env = {
             key: value
@@ -155,6 +160,7 @@ class Stack:
         env.update(
             GATEWAY_RUN_DIR=str(self.run_dir),
             GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
+            GATEWAY_METRICS_LISTEN=f"127.0.0.1:{self.metrics_port}",
             GATEWAY_AUTH_CACHE_SECONDS=str(self.cache_seconds),
             GATEWAY_TOKEN_RATE="50r/s",
             GATEWAY_PYTHON=sys.executable,

@@ -57,6 +57,7 @@ def test_several_upstream_servers(tmp_path: Path) -> None:
         ("GATEWAY_NGINX_JS_MODULE", "/tmp/x.so; load_module /evil.so"),
         ("GATEWAY_APP_UPSTREAM", "unix:relative.sock"),
         ("GATEWAY_AUTH_UPSTREAM", "host:80;evil"),
+        ("GATEWAY_METRICS_LISTEN", "9180; include /etc/passwd"),
     ],
 )
 def test_invalid_values_are_refused(tmp_path: Path, name: str, value: str) -> None:
@@ -167,3 +168,20 @@ def test_each_program_gets_only_its_own_environment(
     assert (secret in found.values()) == (program == "auth")
     expected = pwd.getpwnam(STACK_USER).pw_uid if os.geteuid() == 0 else os.geteuid()
     assert found["uid"] == str(expected)
+
+
+def test_the_metrics_listener_is_internal_or_off(tmp_path: Path) -> None:
+    """Its own port, on loopback unless set otherwise; never the public one; or off."""
+    result = _launch(tmp_path, "nginx", GATEWAY_LISTEN="127.0.0.1:18999")
+    assert result.returncode == 0, result.stderr
+    metrics = (tmp_path / "nginx" / "runtime" / "metrics.conf").read_text()
+    assert "listen 127.0.0.1:9180;" in metrics and "include metrics-server.conf;" in metrics
+    same = _launch(
+        tmp_path, "nginx", GATEWAY_LISTEN="127.0.0.1:18999", GATEWAY_METRICS_LISTEN="18999"
+    )
+    assert same.returncode == 2 and "needs a port of its own" in same.stderr
+    off = _launch(tmp_path, "nginx", GATEWAY_LISTEN="127.0.0.1:18999", GATEWAY_METRICS_LISTEN="off")
+    assert off.returncode == 0, off.stderr
+    assert "server" not in (tmp_path / "nginx" / "runtime" / "metrics.conf").read_text()
+    if Path(NGINX).exists():
+        assert_nginx_accepts(tmp_path / "nginx")
