@@ -471,7 +471,8 @@ def _common_options() -> argparse.ArgumentParser:
         "--client-secret",
         metavar="SECRET",
         default=argparse.SUPPRESS,
-        help="the client secret (visible in shell history and ps: prefer env MGW_CLIENT_SECRET)",
+        help="the client secret, as --client-secret=SECRET (it may start with '-'); visible in"
+        " shell history and ps: prefer env MGW_CLIENT_SECRET",
     )
     group.add_argument(
         "--scope", default=argparse.SUPPRESS, help="scopes to ask for (env MGW_SCOPE)"

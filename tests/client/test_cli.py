@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mgw._cli import EXIT_CODES, REFUSED, UNAUTHORIZED, UNAVAILABLE, USAGE
+from mgw._cli import EXIT_CODES, REFUSED, UNAUTHORIZED, UNAVAILABLE, USAGE, parse_args
 from PIL import Image
 
 from tests.e2e.stack import Stack
@@ -192,8 +192,14 @@ def test_credentials_from_flags_or_a_file(stack: Stack, tmp_path: Path) -> None:
         stack, *base, "--client-secret-file", "-", "models", stdin=stack.secrets["full"], env=bare
     )
     assert from_stdin.returncode == 0, from_stdin.stderr
-    flag = mgw(stack, "models", *base, "--client-secret", stack.secrets["full"], env=bare)
+    # With "=": a generated secret may start with "-", which argparse would take for an option.
+    flag = mgw(stack, "models", *base, f"--client-secret={stack.secrets['full']}", env=bare)
     assert flag.returncode == 0, flag.stderr
+
+
+def test_a_secret_that_starts_with_a_dash_is_taken_with_an_equals_sign() -> None:
+    args = parse_args(["models", "--client-id", "full", "--client-secret=-abc_DEF-123"])
+    assert args.client_secret == "-abc_DEF-123"
 
 
 @pytest.mark.parametrize(
