@@ -9,6 +9,8 @@ works and a generated client knows what to ask for.
 
     python -m gateway.openapi                      # the document, on stdout
     python -m gateway.openapi --swagger-ui-assets  # where Swagger UI's files are installed
+    python -m gateway.openapi --out FILE           # both at once: the document into FILE,
+                                                   # the assets' directory on stdout
 
 scripts/gateway-exec writes the document into the run directory at start, where nginx serves
 it as /openapi.json; it is made from the routers alone, without an app or a model. The scope
@@ -279,22 +281,43 @@ def swagger_ui_assets() -> Path:
     return static
 
 
+def write_document(path: Path) -> None:
+    """The document into ``path``, replaced in one rename, and only when it changed (nginx's
+    workers may be reading the old one)."""
+    text = json.dumps(build(), indent=1) + "\n"
+    if path.is_file() and path.read_text() == text:
+        return
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.openapi", description=__doc__)
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
         "--swagger-ui-assets",
         action="store_true",
         help="print the directory of Swagger UI's installed files instead",
     )
+    what.add_argument(
+        "--out",
+        type=Path,
+        help="write the document into this file and print the assets' directory (one Python"
+        " start for both, as scripts/gateway-exec needs them)",
+    )
     args = parser.parse_args(argv)
-    if args.swagger_ui_assets:
+    if args.swagger_ui_assets or args.out:
         try:
-            print(swagger_ui_assets())
+            assets = swagger_ui_assets()
         except FileNotFoundError as error:
             print(f"gateway.openapi: {error}", file=sys.stderr)
             return 1
+        if args.out:
+            write_document(args.out)
+        print(assets)
         return 0
-    json.dump(build(), sys.stdout, indent=1, sort_keys=False)
+    json.dump(build(), sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 0
 

@@ -42,20 +42,9 @@ def expect(target: Any) -> Any:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def token_for(gateway: Stack, client: str) -> str:
-    answer = httpx.post(
-        f"{gateway.url}/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        auth=(client, gateway.secrets[client]),
-        timeout=30,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["access_token"]
-
-
 def call(gateway: Stack, client: str, method: str, path: str, **options: Any) -> httpx.Response:
     """The same request the page makes, straight to the gateway."""
-    headers = {"Authorization": f"Bearer {token_for(gateway, client)}"}
+    headers = {"Authorization": f"Bearer {gateway.token(client)}"}
     return httpx.request(method, f"{gateway.url}{path}", headers=headers, timeout=60, **options)
 
 

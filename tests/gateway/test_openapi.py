@@ -114,7 +114,7 @@ def test_a_schema_name_with_two_meanings_is_refused() -> None:
         openapi._merge_schemas(target, {"Box": {"type": "string"}}, "auth service")
 
 
-def test_the_command_prints_the_document_and_the_assets_directory() -> None:
+def test_the_command_prints_the_document_and_the_assets_directory(tmp_path: Path) -> None:
     run = [sys.executable, "-m", "gateway.openapi"]
     printed = subprocess.run(run, capture_output=True, text=True, check=True, timeout=60)
     assert json.loads(printed.stdout)["info"]["title"] == openapi.TITLE
@@ -122,6 +122,16 @@ def test_the_command_prints_the_document_and_the_assets_directory() -> None:
         [*run, "--swagger-ui-assets"], capture_output=True, text=True, check=True, timeout=60
     )
     directory = Path(assets.stdout.strip())
+    # What scripts/gateway-exec runs: the document into a file, the directory on stdout.
+    out = tmp_path / "openapi.json"
+    both = subprocess.run(
+        [*run, "--out", str(out)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(out.read_text()) == json.loads(printed.stdout)
+    assert Path(both.stdout.strip()) == directory
+    modified = out.stat().st_mtime_ns
+    subprocess.run([*run, "--out", str(out)], check=True, timeout=60, capture_output=True)
+    assert out.stat().st_mtime_ns == modified  # unchanged: not rewritten
     assert (directory / "swagger-ui-bundle.js").is_file()
     assert (directory / "swagger-ui.css").is_file()
     assert (directory / "LICENSE").is_file()  # Apache-2.0, shipped beside the files
