@@ -6,14 +6,15 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from auth_service import admin
 from auth_service.clock import system_clock
-from auth_service.db import Database
+from auth_service.db import StoreUnavailableError, open_database
 from auth_service.settings import AuthSettings
 from auth_service.store import Client, Store
 from auth_service.syntax import format_scope, parse_scope_list
@@ -36,7 +37,12 @@ def _parser() -> argparse.ArgumentParser:
         description="OAuth 2.0 authorization server of the model gateway. "
         "Settings come from AUTH_* environment variables (see docs/auth.md).",
     )
-    parser.add_argument("--database", type=Path, help="SQLite file (default: AUTH_DATABASE_PATH)")
+    parser.add_argument(
+        "--database",
+        metavar="PATH|URL",
+        help="SQLite file or postgresql:// URL (default: AUTH_DATABASE_URL, else"
+        " AUTH_DATABASE_PATH)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service (loopback only)")
@@ -81,8 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _store(settings: AuthSettings) -> Store:
-    return Store(Database(settings.database_path).open())
+@contextmanager
+def _store(settings: AuthSettings) -> Iterator[Store]:
+    database = open_database(settings.database, 1, settings.database_timeout_seconds).open()
+    try:
+        yield Store(database)
+    finally:
+        database.close()
 
 
 def _print_secret(client_id: str, secret: str) -> None:
@@ -92,9 +103,10 @@ def _print_secret(client_id: str, secret: str) -> None:
 
 
 def _create_client(args: argparse.Namespace, settings: AuthSettings) -> int:
-    secret = admin.create_client(
-        _store(settings), system_clock, args.client_id, args.scopes, args.introspect
-    )
+    with _store(settings) as store:
+        secret = admin.create_client(
+            store, system_clock, args.client_id, args.scopes, args.introspect
+        )
     _print_secret(args.client_id, secret)
     return EXIT_OK
 
@@ -117,7 +129,8 @@ def _cell(value: object) -> str:
 
 
 def _list_clients(args: argparse.Namespace, settings: AuthSettings) -> int:
-    rows = [_client_row(client) for client in _store(settings).list_clients()]
+    with _store(settings) as store:
+        rows = [_client_row(client) for client in store.list_clients()]
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -132,25 +145,30 @@ def _list_clients(args: argparse.Namespace, settings: AuthSettings) -> int:
 
 
 def _disable_client(args: argparse.Namespace, settings: AuthSettings) -> int:
-    admin.disable_client(_store(settings), system_clock, args.client_id)
+    with _store(settings) as store:
+        admin.disable_client(store, system_clock, args.client_id)
     print(f"client {args.client_id} disabled; its tokens are revoked")
     return EXIT_OK
 
 
 def _rotate_secret(args: argparse.Namespace, settings: AuthSettings) -> int:
-    _print_secret(args.client_id, admin.rotate_secret(_store(settings), args.client_id))
+    with _store(settings) as store:
+        secret = admin.rotate_secret(store, args.client_id)
+    _print_secret(args.client_id, secret)
     return EXIT_OK
 
 
 def _revoke_token(args: argparse.Namespace, settings: AuthSettings) -> int:
     token = sys.stdin.readline().strip() if args.token == "-" else args.token
-    admin.revoke_token(_store(settings), system_clock, token)
+    with _store(settings) as store:
+        admin.revoke_token(store, system_clock, token)
     print("token revoked")
     return EXIT_OK
 
 
 def _prune_tokens(_: argparse.Namespace, settings: AuthSettings) -> int:
-    pruned = _store(settings).prune_expired(int(system_clock()))
+    with _store(settings) as store:
+        pruned = store.prune_expired(int(system_clock()))
     print(f"pruned {pruned} expired tokens")
     return EXIT_OK
 
@@ -178,7 +196,7 @@ def _serve(args: argparse.Namespace, settings: AuthSettings) -> int:
 
 def _settings(args: argparse.Namespace) -> AuthSettings:
     overrides = {
-        "database_path": args.database,
+        "database_url": args.database,
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "unix_socket": getattr(args, "unix_socket", None),
@@ -198,4 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, settings)
     except admin.AdminError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except StoreUnavailableError as error:
+        print(f"error: the token database is unavailable: {error}", file=sys.stderr)
         return EXIT_REFUSED

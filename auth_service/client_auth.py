@@ -12,6 +12,7 @@ import contextlib
 import logging
 from functools import partial
 
+from auth_service.db import run_io
 from auth_service.errors import OAuthError, invalid_client, throttled, verification_busy
 from auth_service.oauth_input import ClientCredentials
 from auth_service.ratelimit import Attempt, ClientAuthLimiter, Refusal, Wait
@@ -47,8 +48,9 @@ class ClientAuthenticator:
         if credentials is None:
             raise invalid_client("client authentication is required", self._realm)
         client_id = credentials.client_id
-        # One indexed read, on the event loop as the token check does (WAL: reads never wait).
-        client = self._store.get_client(client_id)
+        # One indexed read: on the event loop with SQLite (WAL: reads never wait), in a worker
+        # thread with PostgreSQL (db.run_io).
+        client = await run_io(self._store.database, self._store.get_client, client_id)
         # A presented id is logged only if it is registered: a confused client may send its secret.
         logged_id = "<unknown>" if client is None else client.client_id
         admitted = await self._admit(client_id, source)

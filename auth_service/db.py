@@ -1,181 +1,152 @@
-"""The SQLite file: a bounded pool of connections, WAL, and schema migrations on open."""
+"""The token store's database: one interface, two backends (SQLite, PostgreSQL).
+
+``AUTH_DATABASE_URL`` picks the backend (see ``DatabaseTarget``): a SQLite file is the embedded
+default, one per gateway; PostgreSQL is the store that several auth service replicas share
+(docs/auth.md, "PostgreSQL"). The store (store.py) writes its SQL once, with ``?`` placeholders
+and SQL that both dialects accept; each backend translates what differs (placeholders, error
+classes, schema migrations) so nothing above this module knows which one it is talking to.
+
+Both backends raise only the errors below, so the routes map one error to one status code:
+``StoreUnavailableError`` is a 503 (retry later), never a 500.
+"""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
-from auth_service.files import create_private_file, make_parent_directories, make_private
+from starlette.concurrency import run_in_threadpool
 
-BUSY_TIMEOUT_MS = 5000
-CACHE_KIB_PER_CONNECTION = 256
+__all__ = [
+    "DEFAULT_POOL_SIZE",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "ConstraintError",
+    "Cursor",
+    "Database",
+    "DatabaseTarget",
+    "StoreError",
+    "StoreUnavailableError",
+    "open_database",
+    "run_io",
+]
+
+T = TypeVar("T")
+
 DEFAULT_POOL_SIZE = 4
-
-# Each entry moves the schema from version i to i + 1 (PRAGMA user_version). Append, never edit.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE clients (
-        client_id      TEXT PRIMARY KEY,
-        secret_hash    TEXT NOT NULL,
-        scopes         TEXT NOT NULL,
-        may_introspect INTEGER NOT NULL DEFAULT 0 CHECK (may_introspect IN (0, 1)),
-        created_at     INTEGER NOT NULL,
-        disabled       INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))
-    ) STRICT;
-    CREATE TABLE tokens (
-        token_hash BLOB PRIMARY KEY CHECK (length(token_hash) = 32),
-        client_id  TEXT NOT NULL REFERENCES clients (client_id),
-        scopes     TEXT NOT NULL,
-        issued_at  INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        revoked_at INTEGER
-    ) STRICT, WITHOUT ROWID;
-    CREATE INDEX tokens_by_expiry ON tokens (expires_at);
-    CREATE INDEX tokens_by_client ON tokens (client_id);
-    """,
-)
+# How long a request waits for a connection, or PostgreSQL for a statement, before the store
+# counts as unavailable (503): a client is better off retrying than waiting.
+DEFAULT_TIMEOUT_SECONDS = 5.0
+POSTGRESQL_SCHEMES = ("postgresql", "postgres")
+SQLITE_PREFIX = "sqlite:///"
 
 
-class PoolExhaustedError(sqlite3.OperationalError):
-    """Every connection stayed in use for the whole busy timeout."""
+class StoreError(Exception):
+    """The database refused a statement."""
 
 
-class Database:
-    """A bounded pool of connections to one SQLite file.
+class StoreUnavailableError(StoreError):
+    """The database cannot be used now (unreachable, read-only, full, every connection busy,
+    a statement timed out): the caller may retry later."""
 
-    Worker threads come and go (anyio retires idle ones after 10 s), so connections belong to
-    the pool, not to a thread: their number, file descriptors and page caches stay bounded
-    however many threads the service has used. Writers take turns on a lock before they borrow
-    a connection (SQLite has one writer at a time anyway), so at most one connection waits for
-    the file's write lock and the others stay free for reads, which in WAL mode never wait:
-    the token check borrows one on the event loop.
-    """
 
-    def __init__(self, path: Path, pool_size: int = DEFAULT_POOL_SIZE) -> None:
-        if pool_size < 1:
-            raise ValueError("pool_size must be at least 1")
-        self.path = path
-        self.pool_size = pool_size
-        self._idle: list[sqlite3.Connection] = []  # a stack: the warmest one is lent first
-        self._opened = 0  # idle, lent, or being opened
-        self._changed = threading.Condition(threading.Lock())
-        self._write_turn = threading.Lock()
+class ConstraintError(StoreError):
+    """A statement broke a constraint (e.g. a client id that is taken)."""
 
-    def open(self) -> Database:
-        """Create the file if needed (0600, see files.py) and bring its schema up to date."""
-        make_parent_directories(self.path)
-        create_private_file(self.path)
-        with self.connection() as connection:
-            connection.execute("PRAGMA journal_mode = WAL")
-        with self.write() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-        make_private(self.path)  # also files that an older version left 0644
-        return self
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, parameters: Sequence[Any] = ...) -> Cursor: ...
+
+
+class Database(Protocol):
+    """What the store needs of a backend. Rows are read by column name (``row["scopes"]``)."""
+
+    # Whether a read may wait on the network or a lock. SQLite in WAL mode: no, so the token
+    # check reads on the event loop; PostgreSQL: yes, so every read goes to a worker thread.
+    io_may_block: bool
+    description: str  # for logs: the path, or the URL without its password
+
+    def open(self) -> Database: ...
+
+    def connection(self) -> AbstractContextManager[Connection]: ...
+
+    def write(self) -> AbstractContextManager[Connection]: ...
+
+    def is_reachable(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """Where the store lives: a SQLite file, or a PostgreSQL URL (which may hold a password,
+    so it is never printed: ``description`` leaves the password out)."""
+
+    sqlite_path: Path | None = None
+    postgresql_url: str | None = None
+
+    @classmethod
+    def parse(cls, value: str) -> DatabaseTarget:
+        """``postgresql://...`` (or ``postgres://``), ``sqlite:///PATH``, or a plain file path."""
+        scheme = value.partition("://")[0].lower() if "://" in value else ""
+        if scheme in POSTGRESQL_SCHEMES:
+            return cls(postgresql_url=value)
+        if value.startswith(SQLITE_PREFIX):
+            value = value.removeprefix(SQLITE_PREFIX)  # sqlite:////abs/path is absolute
+        elif scheme:
+            raise ValueError(
+                f"unsupported database URL scheme {scheme!r}: use postgresql://..., "
+                "sqlite:///PATH or a file path"
+            )
+        if not value:
+            raise ValueError("the SQLite path is empty")
+        return cls(sqlite_path=Path(value))
 
     @property
-    def open_connections(self) -> int:
-        return self._opened
+    def description(self) -> str:
+        if self.sqlite_path is not None:
+            return f"sqlite:{self.sqlite_path}"
+        parts = urlsplit(self.postgresql_url or "")
+        host = parts.hostname or "local socket"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{parts.username}@" if parts.username else ""
+        return f"postgresql://{user}{host}{port}{parts.path}"
 
-    @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
-        """Lend a connection to the calling thread; it goes back to the pool afterwards."""
-        connection = self._borrow()
-        try:
-            yield connection
-        finally:
-            self._give_back(connection)
 
-    def _borrow(self) -> sqlite3.Connection:
-        # One lock for the count and the idle stack: the token check borrows on every request,
-        # and a semaphore plus a queue would take two locks and two conditions each way.
-        with self._changed:
-            if not self._changed.wait_for(
-                lambda: self._idle or self._opened < self.pool_size, BUSY_TIMEOUT_MS / 1000
-            ):
-                raise PoolExhaustedError(f"all {self.pool_size} database connections are in use")
-            if self._idle:
-                return self._idle.pop()
-            self._opened += 1  # a place for the one opened below, outside the lock
-        try:
-            return self._connect()
-        except BaseException:
-            self._forget_one()
-            raise
+def open_database(
+    target: DatabaseTarget,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+) -> Database:
+    """The backend for a target, not yet opened (``open()`` creates and migrates the schema)."""
+    if target.postgresql_url is not None:
+        # Imported here: the SQLite default needs no PostgreSQL driver at all.
+        from auth_service.db_postgres import PostgresDatabase
 
-    def _give_back(self, connection: sqlite3.Connection) -> None:
-        try:
-            if connection.in_transaction:  # e.g. after a COMMIT that failed
-                connection.rollback()
-        except sqlite3.Error:
-            connection.close()  # one that cannot even roll back is not lent again
-            self._forget_one()
-            return
-        with self._changed:
-            self._idle.append(connection)
-            self._changed.notify()
-
-    def _forget_one(self) -> None:
-        with self._changed:
-            self._opened -= 1
-            self._changed.notify()
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; writes use write() below.
-        # check_same_thread=False: a pooled connection serves one thread at a time, any thread.
-        connection = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        return PostgresDatabase(
+            target.postgresql_url, pool_size, timeout_seconds, description=target.description
         )
-        try:
-            connection.row_factory = sqlite3.Row
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA foreign_keys = ON")
-            # FULL: a revocation that was answered 200 must survive a power cut too.
-            connection.execute("PRAGMA synchronous = FULL")
-            # Look-ups are by primary key and the OS caches the file: a small page cache per
-            # connection bounds memory at little cost (SQLite's default is 2 MiB).
-            connection.execute(f"PRAGMA cache_size = -{CACHE_KIB_PER_CONNECTION}")
-        except BaseException:
-            connection.close()
-            raise
-        return connection
+    from auth_service.db_sqlite import SQLiteDatabase
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock at its start, so it never fails half-way.
+    assert target.sqlite_path is not None
+    return SQLiteDatabase(target.sqlite_path, pool_size)
 
-        If the block raises, or COMMIT fails, the transaction is rolled back as the connection
-        goes back to the pool.
-        """
-        if not self._write_turn.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
-            raise sqlite3.OperationalError("database is locked")
-        try:
-            with self.connection() as connection:
-                connection.execute("BEGIN IMMEDIATE")
-                yield connection
-                connection.execute("COMMIT")
-        finally:
-            self._write_turn.release()
 
-    def is_reachable(self) -> bool:
-        try:
-            with self.connection() as connection:
-                connection.execute("SELECT 1 FROM clients LIMIT 1").fetchall()
-        except sqlite3.Error:
-            return False
-        return True
-
-    def close(self) -> None:
-        """Close the idle connections (at shutdown, when no request is using one)."""
-        with self._changed:
-            idle, self._idle = self._idle, []
-            self._opened -= len(idle)
-            self._changed.notify_all()
-        for connection in idle:
-            connection.close()
+async def run_io(database: Database, function: Callable[..., T], *args: Any) -> T:
+    """Call a function that uses the database from the event loop: inline when the backend's
+    reads never wait (a thread hop would cost more than the read), else in a worker thread, so a
+    slow or unreachable server stalls one request, not the loop."""
+    if database.io_may_block:
+        return await run_in_threadpool(function, *args)
+    return function(*args)

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from auth_service.admin import bootstrap_client
 from auth_service.clock import Clock, system_clock
 from auth_service.context import AppContext
-from auth_service.db import Database
+from auth_service.db import open_database
 from auth_service.metrics import create_metrics
 from auth_service.ratelimit import ClientAuthLimiter
 from auth_service.routes import check, health, metadata, oauth
@@ -35,7 +35,9 @@ logger = logging.getLogger("auth_service")
 
 
 def build_context(settings: AuthSettings, clock: Clock = system_clock) -> AppContext:
-    database = Database(settings.database_path, settings.database_connections)
+    database = open_database(
+        settings.database, settings.database_connections, settings.database_timeout_seconds
+    )
     store = Store(database)
     limiter = ClientAuthLimiter(settings.auth_limits, clock)
     verifier = VerificationPool(
@@ -75,11 +77,11 @@ def _lifespan(context: AppContext) -> Callable[[FastAPI], AbstractAsyncContextMa
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         context.database.open()
         bootstrap_client(context.store, context.settings, context.clock)
-        pruned = context.service.prune_expired_tokens()
+        pruned = await run_in_threadpool(context.service.prune_expired_tokens)
         await run_in_threadpool(context.verifier.start, _warm_up)
         logger.info(
             "auth service ready database=%s pruned_expired_tokens=%d verification_workers=%d",
-            context.settings.database_path,
+            context.database.description,
             pruned,
             context.verifier.workers,
         )

@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from auth_service import secret_strength
-from auth_service.db import DEFAULT_POOL_SIZE
+from auth_service.db import DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT_SECONDS, DatabaseTarget
 from auth_service.ratelimit import AuthLimits
 from auth_service.scopes import INFER_ANY, infer_scope
 from auth_service.syntax import is_valid_client_id, parse_scope_list
@@ -72,7 +72,13 @@ class AuthSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore", hide_input_in_errors=True)
 
     database_path: Path = Path("var/auth.sqlite3")
+    # Set, it selects the store and database_path is not used: postgresql://... (shared by
+    # replicas), sqlite:///PATH or a path. Secret: a PostgreSQL URL may carry a password
+    # (or leave it out and give PGPASSWORD / ~/.pgpass to libpq).
+    database_url: SecretStr | None = None
     database_connections: int = Field(default=DEFAULT_POOL_SIZE, ge=1, le=64)
+    # PostgreSQL: the longest wait for a connection or a statement before a 503.
+    database_timeout_seconds: float = Field(default=DEFAULT_TIMEOUT_SECONDS, gt=0, le=60)
     host: str = "127.0.0.1"
     # Off: loopback only, behind the gateway on the same host. On (a Kubernetes pod, another
     # host's gateway): any address, and the network (a NetworkPolicy that lets only the gateway
@@ -113,6 +119,19 @@ class AuthSettings(BaseSettings):
             f"the auth service listens on loopback only, not {self.host!r}, unless"
             " AUTH_ALLOW_NON_LOOPBACK=true says it is meant to (a pod behind a network policy)"
         )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None:
+            DatabaseTarget.parse(url.get_secret_value())  # its ValueError never quotes the URL
+        return url
+
+    @property
+    def database(self) -> DatabaseTarget:
+        if self.database_url is None:
+            return DatabaseTarget(sqlite_path=self.database_path)
+        return DatabaseTarget.parse(self.database_url.get_secret_value())
 
     @field_validator("issuer")
     @classmethod

@@ -1,11 +1,16 @@
-"""Reads and writes of clients and tokens. Tokens are only ever addressed by their sha256."""
+"""Reads and writes of clients and tokens. Tokens are only ever addressed by their sha256.
+
+The SQL is written once for both backends (db.py): ``?`` placeholders, no literal ``?`` or
+``%``, and only what SQLite and PostgreSQL both accept (``ON CONFLICT ... DO NOTHING``,
+``INSERT ... SELECT``, ``JOIN ... USING``); the store tests run on both.
+"""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
-from auth_service.db import Database
+from auth_service.db import ConstraintError, Database
 from auth_service.syntax import format_scope
 
 
@@ -37,7 +42,7 @@ def _scope_set(stored: str) -> frozenset[str]:
     return frozenset(stored.split()) if stored else frozenset()
 
 
-def _client_from_row(row: sqlite3.Row) -> Client:
+def _client_from_row(row: Any) -> Client:
     return Client(
         client_id=row["client_id"],
         secret_hash=row["secret_hash"],
@@ -51,6 +56,10 @@ def _client_from_row(row: sqlite3.Row) -> Client:
 class Store:
     def __init__(self, database: Database) -> None:
         self._db = database
+
+    @property
+    def database(self) -> Database:
+        return self._db
 
     # Clients
 
@@ -73,7 +82,7 @@ class Store:
                     f" created_at) VALUES (?, ?, ?, ?, ?) {conflict}",
                     (client_id, secret_hash, format_scope(scopes), int(may_introspect), now),
                 )
-        except sqlite3.IntegrityError as error:
+        except ConstraintError as error:
             raise ClientExistsError(client_id) from error
         return cursor.rowcount == 1
 

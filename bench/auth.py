@@ -38,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from auth_service.clock import system_clock  # noqa: E402
-from auth_service.db import Database  # noqa: E402
+from auth_service.db_sqlite import SQLiteDatabase  # noqa: E402
 from auth_service.ratelimit import AuthLimits, ClientAuthLimiter  # noqa: E402
 from auth_service.security import hash_secret, verify_secret  # noqa: E402
 from auth_service.service import AuthService, CheckOutcome  # noqa: E402
@@ -188,7 +188,7 @@ async def run_phase(
 
 def time_in_process(database: Path, token: str) -> tuple[float, float]:
     """Microseconds per AuthService.check call, and milliseconds per scrypt verification."""
-    store = Store(Database(database).open())
+    store = Store(SQLiteDatabase(database).open())
     service = AuthService(
         store,
         system_clock,

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from auth_service.context import app_context
+from auth_service.db import run_io
 
 router = APIRouter()
 
@@ -18,7 +19,8 @@ async def healthz() -> Response:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
-    if app_context(request).database.is_reachable():
+    database = app_context(request).database
+    if await run_io(database, database.is_reachable):
         return JSONResponse({"status": "ready"})
     return JSONResponse({"status": "unavailable", "detail": "database unreachable"}, 503)
 

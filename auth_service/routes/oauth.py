@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from auth_service import openapi
 from auth_service.context import AppContext, app_context
+from auth_service.db import StoreUnavailableError
 from auth_service.discovery import INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH
 from auth_service.errors import OAuthError, invalid_request, storage_unavailable
 from auth_service.oauth_input import (
@@ -50,10 +50,11 @@ async def _read_body(request: Request) -> bytes:
 
 
 async def with_storage(step: Awaitable[T]) -> T:
-    """A database that refuses (read-only file, full disk, pool exhausted) is a 503, not a 500."""
+    """A database that refuses (unreachable, read-only, full, pool exhausted) is a 503, not a
+    500."""
     try:
         return await step
-    except sqlite3.OperationalError as error:
+    except StoreUnavailableError as error:
         logger.error("the database refused the request: %s", error)
         raise storage_unavailable() from None
 

@@ -28,7 +28,26 @@ class Deployment:
     bootstrap: Credentials  # from AUTH_BOOTSTRAP_*, all gateway scopes
 
 
-def _start_server(directory: Path, settings: dict[str, str], database: Path | None) -> AuthServer:
+BACKENDS = ("sqlite", "postgresql")
+
+
+def new_store(backend: str, directory: Path, request: pytest.FixtureRequest) -> Path | str:
+    """An empty store of the backend: a SQLite path, or a new database on the session's
+    PostgreSQL cluster (tests/postgres.py; skipped without one, except in CI)."""
+    if backend == "sqlite":
+        return directory / "auth.sqlite3"
+    return request.getfixturevalue("postgres").create_database()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """An empty store on each backend in turn: the tests that take it run on both."""
+    return new_store(request.param, tmp_path, request)
+
+
+def _start_server(
+    directory: Path, settings: dict[str, str], database: Path | str | None
+) -> AuthServer:
     directory.mkdir(parents=True, exist_ok=True)
     return AuthServer(
         database=database or directory / "auth.sqlite3",
@@ -42,7 +61,7 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
     """start_server(database=None, **AUTH_settings) -> a running AuthServer, stopped afterwards."""
     servers: list[AuthServer] = []
 
-    def start(database: Path | None = None, **settings: str) -> AuthServer:
+    def start(database: Path | str | None = None, **settings: str) -> AuthServer:
         server = _start_server(tmp_path / f"server{len(servers)}", settings, database)
         servers.append(server)
         return server
@@ -52,10 +71,13 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """Runs each test that takes it on both backends."""
     directory = tmp_path_factory.mktemp("auth")
-    database = directory / "auth.sqlite3"
+    database = new_store(request.param, directory, request)
     reader = create_client(database, "reader", "detect,classify")
     other = create_client(database, "other", "detect")
     admin = create_client(database, "admin", introspect=True)

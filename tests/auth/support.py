@@ -11,10 +11,12 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
+from auth_service.db import DatabaseTarget, open_database
 from auth_service.main import create_app
 from auth_service.settings import AuthSettings
 from tests.harness import free_port
@@ -42,8 +44,30 @@ class Credentials:
         return (self.client_id, self.secret)
 
 
+def database_setting(database: Path | str) -> dict[str, str]:
+    """The variable that points the service at a store: a PostgreSQL URL or a SQLite file."""
+    if "://" in str(database):
+        return {"AUTH_DATABASE_URL": str(database)}
+    return {"AUTH_DATABASE_PATH": str(database)}
+
+
+def store_rows(database: Path | str, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+    """Run one statement on a store of either backend, in its own transaction; its rows."""
+    store = open_database(DatabaseTarget.parse(str(database)), 1).open()
+    try:
+        with store.write() as connection:
+            cursor = connection.execute(sql, parameters)
+            return cursor.fetchall() if sql.lstrip().upper().startswith("SELECT") else []
+    finally:
+        store.close()
+
+
+def token_count(database: Path | str) -> int:
+    return store_rows(database, "SELECT count(*) AS n FROM tokens")[0]["n"]
+
+
 def run_cli(
-    database: Path, *args: str, stdin: str | None = None, check: bool = True
+    database: Path | str, *args: str, stdin: str | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [PYTHON, "-m", "auth_service", "--database", str(database), *args],
@@ -67,7 +91,7 @@ def secret_from_output(stdout: str) -> str:
 
 
 def create_client(
-    database: Path, client_id: str, scopes: str = "", introspect: bool = False
+    database: Path | str, client_id: str, scopes: str = "", introspect: bool = False
 ) -> Credentials:
     args = ["clients", "create", "--id", client_id]
     if scopes:
@@ -79,9 +103,10 @@ def create_client(
 
 @dataclass
 class AuthServer:
-    """``python -m auth_service serve`` on a free loopback port, logging to a file."""
+    """``python -m auth_service serve`` on a free loopback port, logging to a file. The database
+    is a SQLite file or a PostgreSQL URL."""
 
-    database: Path
+    database: Path | str
     log_path: Path
     settings: dict[str, str] = field(default_factory=dict)
     port: int = 0
@@ -110,7 +135,7 @@ class AuthServer:
     def _try_start(self) -> bool:
         self.port = free_port()
         env = clean_environment(
-            AUTH_DATABASE_PATH=str(self.database), AUTH_PORT=str(self.port), **self.settings
+            **database_setting(self.database), AUTH_PORT=str(self.port), **self.settings
         )
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -13,15 +13,15 @@ from .support import Credentials, check, run_cli, secret_from_output, token_for
 GRANT = {"grant_type": "client_credentials"}
 
 
-def _listed(database: Path) -> list[dict]:
+def _listed(database: Path | str) -> list[dict]:
     output = run_cli(database, "clients", "list", "--json").stdout
     return [json.loads(line) for line in output.splitlines()]
 
 
 def test_clients_and_tokens_are_managed_from_the_command_line(
-    tmp_path: Path, start_server: ServerFactory
+    store_url: Path | str, start_server: ServerFactory
 ) -> None:
-    database = tmp_path / "cli.sqlite3"
+    database = store_url
     server = start_server(database)
 
     created = run_cli(

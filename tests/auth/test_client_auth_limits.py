@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from auth_service import admin
-from auth_service.db import Database
+from auth_service.db_sqlite import SQLiteDatabase as Database
 from auth_service.settings import AuthSettings
 from auth_service.store import Store
 

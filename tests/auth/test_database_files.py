@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from auth_service.db import Database
+from auth_service.db_sqlite import SQLiteDatabase as Database
 
 from .conftest import ServerFactory
 from .support import create_client, token_for

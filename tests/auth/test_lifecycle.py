@@ -1,4 +1,5 @@
-"""Durability, expiry, pruning, concurrency and disabling, each on its own server and file."""
+"""Durability, expiry, pruning, concurrency and disabling, each on its own server and store
+(most of them on both backends: store_url)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from .support import (
     create_client,
     introspect,
     run_cli,
+    store_rows,
+    token_count,
     token_for,
 )
 
 GRANT = {"grant_type": "client_credentials"}
 
 
-def _clients(database: Path) -> tuple[Credentials, Credentials]:
+def _clients(database: Path | str) -> tuple[Credentials, Credentials]:
     return (
         create_client(database, "svc", "detect,vae"),
         create_client(database, "inspector", introspect=True),
@@ -31,9 +34,9 @@ def _clients(database: Path) -> tuple[Credentials, Credentials]:
 
 
 def test_tokens_and_revocations_survive_a_restart(
-    tmp_path: Path, start_server: ServerFactory
+    store_url: Path | str, start_server: ServerFactory
 ) -> None:
-    database = tmp_path / "durable.sqlite3"
+    database = store_url
     svc, inspector = _clients(database)
     server = start_server(database)
     with server.http() as http:
@@ -64,8 +67,10 @@ def test_the_database_uses_wal_and_is_migrated(tmp_path: Path, start_server: Ser
     assert {"clients", "tokens"} <= tables
 
 
-def test_tokens_expire_after_their_lifetime(tmp_path: Path, start_server: ServerFactory) -> None:
-    database = tmp_path / "short.sqlite3"
+def test_tokens_expire_after_their_lifetime(
+    store_url: Path | str, start_server: ServerFactory
+) -> None:
+    database = store_url
     svc, inspector = _clients(database)
     server = start_server(database, AUTH_TOKEN_TTL_SECONDS="1")
     with server.http() as http:
@@ -82,27 +87,27 @@ def test_tokens_expire_after_their_lifetime(tmp_path: Path, start_server: Server
         assert introspect(http, inspector, token).json() == {"active": False}
 
 
-def test_expired_tokens_are_pruned_on_start(tmp_path: Path, start_server: ServerFactory) -> None:
-    database = tmp_path / "prune.sqlite3"
+def test_expired_tokens_are_pruned_on_start(
+    store_url: Path | str, start_server: ServerFactory
+) -> None:
+    database = store_url
     svc, _ = _clients(database)
     server = start_server(database, AUTH_TOKEN_TTL_SECONDS="1")
     with server.http() as http:
         token_for(http, svc)
     server.stop()
-    with sqlite3.connect(database) as conn:
-        assert conn.execute("SELECT count(*) FROM tokens").fetchone()[0] == 1
+    assert token_count(database) == 1
 
     time.sleep(2.2)
     server.start()
 
-    with sqlite3.connect(database) as conn:
-        assert conn.execute("SELECT count(*) FROM tokens").fetchone()[0] == 0
+    assert token_count(database) == 0
 
 
 def test_expired_tokens_are_pruned_periodically(
-    tmp_path: Path, start_server: ServerFactory
+    store_url: Path | str, start_server: ServerFactory
 ) -> None:
-    database = tmp_path / "prune-loop.sqlite3"
+    database = store_url
     svc, _ = _clients(database)
     server = start_server(database, AUTH_TOKEN_TTL_SECONDS="1", AUTH_PRUNE_INTERVAL_SECONDS="0.5")
     with server.http() as http:
@@ -111,15 +116,14 @@ def test_expired_tokens_are_pruned_periodically(
         remaining = 1
         while remaining and time.monotonic() < deadline:
             time.sleep(0.25)
-            with sqlite3.connect(database) as conn:
-                remaining = conn.execute("SELECT count(*) FROM tokens").fetchone()[0]
+            remaining = token_count(database)
     assert remaining == 0
 
 
 def test_a_hundred_concurrent_token_requests_get_distinct_valid_tokens(
-    tmp_path: Path, start_server: ServerFactory
+    store_url: Path | str, start_server: ServerFactory
 ) -> None:
-    database = tmp_path / "concurrent.sqlite3"
+    database = store_url
     svc, _ = _clients(database)
     server = start_server(database)
 
@@ -138,14 +142,13 @@ def test_a_hundred_concurrent_token_requests_get_distinct_valid_tokens(
     assert len(tokens) == 100
     with server.http() as http:
         assert all(check(http, token, "vae").status_code == 200 for token in tokens)
-    with sqlite3.connect(database) as conn:
-        assert conn.execute("SELECT count(*) FROM tokens").fetchone()[0] == 100
+    assert token_count(database) == 100
 
 
 def test_a_disabled_clients_tokens_stop_working(
-    tmp_path: Path, start_server: ServerFactory
+    store_url: Path | str, start_server: ServerFactory
 ) -> None:
-    database = tmp_path / "disable.sqlite3"
+    database = store_url
     svc, inspector = _clients(database)
     server = start_server(database)
     with server.http() as http:
@@ -162,16 +165,15 @@ def test_a_disabled_clients_tokens_stop_working(
 
 
 def test_a_disabled_client_stays_refused_even_if_its_tokens_were_not_revoked(
-    tmp_path: Path, start_server: ServerFactory
+    store_url: Path | str, start_server: ServerFactory
 ) -> None:
     """The check also looks at the client, not only at the token's revoked mark."""
-    database = tmp_path / "disable-flag.sqlite3"
+    database = store_url
     svc, _ = _clients(database)
     server = start_server(database)
     with server.http() as http:
         token = token_for(http, svc)
-        with sqlite3.connect(database) as conn:
-            conn.execute("UPDATE clients SET disabled = 1 WHERE client_id = 'svc'")
+        store_rows(database, "UPDATE clients SET disabled = 1 WHERE client_id = 'svc'")
         response = check(http, token)
     assert response.status_code == 401
     assert response.json()["detail"] == "the token's client is disabled"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -13,8 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from auth_service import admin, db
-from auth_service.db import CACHE_KIB_PER_CONNECTION, Database, PoolExhaustedError
+from auth_service import admin, db_sqlite
+from auth_service.db import StoreUnavailableError
+from auth_service.db_sqlite import CACHE_KIB_PER_CONNECTION, PoolExhaustedError
+from auth_service.db_sqlite import SQLiteDatabase as Database
 from auth_service.errors import OAuthError
 from auth_service.log_config import RedactQueryString
 from auth_service.main import create_app
@@ -367,7 +368,7 @@ def test_a_write_that_raises_changes_nothing(tmp_path: Path) -> None:
 def test_waiting_writers_leave_connections_for_readers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 1000)
+    monkeypatch.setattr(db_sqlite, "BUSY_TIMEOUT_MS", 1000)
     database = Database(tmp_path / "auth.sqlite3", pool_size=2).open()
     writing, finish = threading.Event(), threading.Event()
 
@@ -400,7 +401,7 @@ def test_waiting_writers_leave_connections_for_readers(
 def test_an_exhausted_pool_refuses_after_the_busy_timeout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(db_sqlite, "BUSY_TIMEOUT_MS", 50)
     database = Database(tmp_path / "auth.sqlite3", pool_size=1).open()
     with database.connection():
         refused: list[BaseException] = []
@@ -409,7 +410,7 @@ def test_an_exhausted_pool_refuses_after_the_busy_timeout(
             try:
                 with database.connection():
                     pass
-            except sqlite3.OperationalError as error:
+            except StoreUnavailableError as error:
                 refused.append(error)
 
         worker = threading.Thread(target=borrow)

@@ -96,7 +96,7 @@ def grant_stack_user(path: Path) -> None:
         os.chown(entry, account.pw_uid, account.pw_gid, follow_symlinks=False)
 
 
-def create_client(database: Path, client_id: str, scopes: str, *options: str) -> str:
+def create_client(database: Path | str, client_id: str, scopes: str, *options: str) -> str:
     """Registers a client with the auth CLI (``options``: e.g. "--introspect"); returns its
     secret."""
     command = ["clients", "create", "--id", client_id, "--scopes", scopes, *options]
@@ -124,6 +124,7 @@ class Stack:
     port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)  # the internal metrics listener
     extra_env: dict[str, str] = field(default_factory=dict)  # GATEWAY_/APP_/AUTH_ overrides
+    database_url: str | None = None  # a PostgreSQL store instead of the SQLite file
     process: subprocess.Popen[bytes] | None = None
     secrets: dict[str, str] = field(default_factory=dict)
 
@@ -132,8 +133,8 @@ class Stack:
         return self.base / "run"
 
     @property
-    def database(self) -> Path:
-        return self.base / "auth.sqlite3"
+    def database(self) -> Path | str:
+        return self.database_url or self.base / "auth.sqlite3"
 
     @property
     def stdout_path(self) -> Path:
@@ -164,7 +165,11 @@ class Stack:
             GATEWAY_AUTH_CACHE_SECONDS=str(self.cache_seconds),
             GATEWAY_TOKEN_RATE="50r/s",
             GATEWAY_PYTHON=sys.executable,
-            AUTH_DATABASE_PATH=str(self.database),
+            **{
+                "AUTH_DATABASE_URL" if self.database_url else "AUTH_DATABASE_PATH": str(
+                    self.database
+                )
+            },
             AUTH_TOKEN_TTL_SECONDS=str(self.token_ttl_seconds),
             APP_POLL_INTERVAL_S="0",
         )
