@@ -14,6 +14,7 @@ failure (CI installs `postgresql`: a skip there would hide a broken install).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -156,10 +157,8 @@ class PostgresServer:
         return self.url(name)
 
     def remove(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):  # already stopped
             self.stop("immediate")
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
