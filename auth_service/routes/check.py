@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from auth_service.context import app_context
+from auth_service.db import StoreUnavailableError, run_io
 from auth_service.service import CheckOutcome, CheckResult
 from auth_service.syntax import format_scope
 
 router = APIRouter()
+logger = logging.getLogger("auth_service")
+
+# The checks counter's outcome label when the store could not answer.
+UNAVAILABLE = "unavailable"
 
 # nginx's auth_request understands only 2xx, 401 and 403, so every refusal is one of those.
 _STATUS = {
@@ -54,25 +60,43 @@ def check_response(result: CheckResult, realm: str) -> Response:
 
 SCOPE_HEADER = "x-required-scope"
 SCOPE_PARAMETER = "scope"
+WRITE_SCOPE_PARAMETER = "write_scope"
+# ingress-nginx's external auth sends the original request's method in this header.
+ORIGINAL_METHOD_HEADER = "x-original-method"
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class _ConflictingScope(ValueError):
     pass
 
 
+def _one(values: list[str], name: str) -> str | None:
+    if len(values) > 1:
+        raise _ConflictingScope(f"more than one {name}")
+    return values[0] if values else None
+
+
 def _required_scope(request: Request) -> str | None:
     """The route's scope: nginx sends it in X-Required-Scope; ingress-nginx's external auth
     cannot set a header without a configuration snippet, so it names the scope in the check's
     URL instead (`auth-url: .../oauth2/check?scope=classify`). Both may come, if they agree;
-    two answers to one question are refused (fail closed), never one of them picked."""
-    header = request.headers.getlist(SCOPE_HEADER)
-    parameter = request.query_params.getlist(SCOPE_PARAMETER)
-    if len(header) > 1 or len(parameter) > 1:
-        raise _ConflictingScope("more than one required scope")
-    given = {*header, *parameter}
-    if len(given) > 1:
+    two answers to one question are refused (fail closed), never one of them picked.
+
+    A route whose scope depends on the method, as /v1/models does (models:read to read,
+    models:admin for anything else), adds ``write_scope``: it is the one required unless
+    X-Original-Method (which ingress-nginx always sends) says GET or HEAD, so a check that
+    cannot tell the method asks for the stronger scope."""
+    header = _one(request.headers.getlist(SCOPE_HEADER), "required scope")
+    parameter = _one(request.query_params.getlist(SCOPE_PARAMETER), "required scope")
+    write_scope = _one(request.query_params.getlist(WRITE_SCOPE_PARAMETER), WRITE_SCOPE_PARAMETER)
+    if header is not None and parameter is not None and header != parameter:
         raise _ConflictingScope("X-Required-Scope and the scope parameter disagree")
-    return next(iter(given), None)
+    if write_scope is None:
+        return header if header is not None else parameter
+    if parameter is None or header is not None:
+        raise _ConflictingScope("write_scope goes with the scope parameter only")
+    method = _one(request.headers.getlist(ORIGINAL_METHOD_HEADER), "X-Original-Method")
+    return parameter if method in READ_METHODS else write_scope
 
 
 def _check_result(request: Request) -> CheckResult:
@@ -92,13 +116,28 @@ def _check_result(request: Request) -> CheckResult:
     )
 
 
-# Async on purpose: one indexed read from SQLite in WAL mode never waits for writers and costs
-# less than the hop to a worker thread would.
+def _unavailable(error: StoreUnavailableError) -> Response:
+    """The store cannot answer: a 503, which nginx (any 5xx from the check) and ingress-nginx
+    turn into a refusal, never an admission; the gateway says auth_unavailable."""
+    logger.error("token check: the database is unavailable: %s", error)
+    return JSONResponse(
+        {"error": "temporarily_unavailable", "detail": "the token database is unavailable"},
+        status_code=503,
+        headers={"Retry-After": "1", "Cache-Control": "no-store"},
+    )
+
+
+# Async on purpose: with SQLite in WAL mode, one indexed read never waits for writers and costs
+# less than the hop to a worker thread would; with PostgreSQL, run_io makes that hop.
 @router.get("/oauth2/check")
 async def check(request: Request) -> Response:
     context = app_context(request)
     started = time.perf_counter()
-    result = _check_result(request)
+    try:
+        result = await run_io(context.database, _check_result, request)
+    except StoreUnavailableError as error:
+        context.metrics.checks.labels(UNAVAILABLE).inc()
+        return _unavailable(error)
     response = check_response(result, context.settings.realm)
     context.metrics.checks.labels(result.outcome.value).inc()
     context.metrics.check_seconds.observe(time.perf_counter() - started)

@@ -135,6 +135,48 @@ def test_the_scope_may_come_as_a_query_parameter(deployment: Deployment) -> None
 
 
 @pytest.mark.parametrize(
+    ("method", "expected"),
+    [("GET", 200), ("HEAD", 200), ("POST", 403), ("DELETE", 403), (None, 403)],
+)
+def test_a_write_scope_is_required_unless_the_original_method_only_reads(
+    deployment: Deployment, method: str | None, expected: int
+) -> None:
+    """ingress-nginx: /v1/models needs models:read to read and models:admin to change what
+    serves; without the original method the check asks for the stronger scope."""
+    token = token_for(deployment.http, deployment.reader)  # holds detect and classify, not vae
+    headers = {"Authorization": f"Bearer {token}"}
+    if method is not None:
+        headers["X-Original-Method"] = method
+    response = deployment.http.get("/oauth2/check?scope=classify&write_scope=vae", headers=headers)
+    assert response.status_code == expected
+    if expected == 403:
+        assert 'scope="vae"' in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("url", "headers"),
+    [
+        ("/oauth2/check?write_scope=detect", {}),  # no read scope beside it
+        ("/oauth2/check?write_scope=detect", {"X-Required-Scope": "detect"}),
+        ("/oauth2/check?scope=classify&write_scope=detect&write_scope=vae", {}),
+        (
+            "/oauth2/check?scope=classify&write_scope=detect",
+            {"X-Required-Scope": "classify"},
+        ),
+    ],
+)
+def test_a_write_scope_out_of_place_is_refused(
+    deployment: Deployment, url: str, headers: dict[str, str]
+) -> None:
+    token = token_for(deployment.http, deployment.reader)
+    response = deployment.http.get(
+        url, headers={"Authorization": f"Bearer {token}", "X-Original-Method": "GET", **headers}
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
     ("url", "scope_header"),
     [
         ("/oauth2/check?scope=detect", "vae"),  # disagree

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.harness import wait_until
+from tests.auth.support import AuthServer
+from tests.harness import free_port, running_app, wait_until
 from tests.postgres import PostgresServer, start_or_skip
 
 from .conftest import running_stack
@@ -105,3 +106,51 @@ def test_the_stack_logs_the_store_without_its_password(
     first, _ = pair
     assert wait_until(lambda: "auth service ready database=postgresql://" in first.output(), 5)
     assert cluster.password not in first.output()
+
+
+def test_a_gateway_in_front_of_remote_app_and_auth_replicas(
+    cluster: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The Kubernetes gateway variant on one host: nginx with its own app and auth programs
+    idle (GATEWAY_LOCAL_APP/AUTH=false) proxies to an app and two auth replicas elsewhere, the
+    replicas sharing one PostgreSQL database; losing one replica loses nothing."""
+    base = tmp_path_factory.mktemp("remote")
+    url = cluster.create_database()
+    replicas = [
+        AuthServer(url, base / f"auth{index}.log", {"AUTH_DATABASE_TIMEOUT_SECONDS": "2"}).start()
+        for index in range(2)
+    ]
+    app_port = free_port()
+    app_http = httpx.Client(base_url=f"http://127.0.0.1:{app_port}", timeout=30, trust_env=False)
+    stack = Stack(
+        base / "gateway",
+        database_url=url,
+        extra_env={
+            "GATEWAY_LOCAL_APP": "false",
+            "GATEWAY_LOCAL_AUTH": "false",
+            "GATEWAY_APP_UPSTREAM": f"127.0.0.1:{app_port}",
+            "GATEWAY_AUTH_UPSTREAM": ",".join(f"127.0.0.1:{r.port}" for r in replicas),
+        },
+    )
+    try:
+        with running_app({"APP_PORT": str(app_port), "APP_POLL_INTERVAL_S": "0"}, app_http):
+            stack.run_dir.mkdir(parents=True)
+            stack.add_client("full", "classify")
+            stack.start()
+            try:
+                # The local programs idle: neither opened its socket.
+                assert not (stack.run_dir / "app.sock").exists()
+                assert not (stack.run_dir / "auth.sock").exists()
+                assert (stack.run_dir / "supervisor.sock").exists()
+                tokens = [stack.token("full") for _ in range(4)]
+                assert all(_classify(stack, token).status_code == 200 for token in tokens)
+                replicas[0].stop()
+                # nginx moves on to the other replica: no request fails, old tokens still work.
+                assert all(_classify(stack, token).status_code == 200 for token in tokens)
+                assert _classify(stack, stack.token("full")).status_code == 200
+            finally:
+                assert stack.stop() == 0
+    finally:
+        app_http.close()
+        for replica in replicas:
+            replica.stop()
