@@ -8,8 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,28 +39,39 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
 
 
 @contextmanager
-def running_app(env: dict[str, str], client: httpx.Client) -> Iterator[subprocess.Popen[bytes]]:
+def running_app(
+    env: dict[str, str], client: httpx.Client, prefix: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m app` with `env` over the environment, once `client` finds /readyz at 200;
-    stopped with SIGINT on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                if client.get("/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "not ready within 60 s"
-            time.sleep(0.05)
-        yield process
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+    stopped with SIGINT on exit. `prefix` runs it through another command (another host's
+    network namespace: tests/netns.py)."""
+    # A file, not a pipe: nobody reads the log while the app serves, and a full pipe would
+    # block the app's next log line (a hung app under a long load).
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "app"],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+        def log_text() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")[-4000:]
+
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert process.poll() is None, log_text()
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "not ready within 60 s"
+                time.sleep(0.05)
+            yield process
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=20)

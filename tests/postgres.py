@@ -22,6 +22,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -50,6 +51,9 @@ def find_server_binaries() -> Path | None:
 @dataclass
 class PostgresServer:
     bin_dir: Path
+    listen: str = "127.0.0.1"
+    # Run the server on another host (tests/netns.py: Host.prefix); the test reaches it there.
+    host_prefix: list[str] = field(default_factory=list)
     directory: Path = field(init=False)
     port: int = field(init=False, default=0)
     password: str = field(init=False, default_factory=lambda: secrets.token_urlsafe(24))
@@ -68,8 +72,9 @@ class PostgresServer:
 
     def _as_owner(self) -> list[str]:
         if os.geteuid() != 0:
-            return []
-        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--"]
+            return self.host_prefix
+        setpriv = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--"]
+        return [*self.host_prefix, *setpriv]
 
     def _run(self, *command: str, timeout: float = 60) -> None:
         result = subprocess.run(
@@ -125,7 +130,7 @@ class PostgresServer:
     def restart(self) -> None:
         """Start (again) on this port: a stopped server's clients reconnect to it."""
         options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+            f"-c listen_addresses={self.listen} -c port={self.port}"
             f" -c unix_socket_directories={self.directory} -c fsync=off -c max_connections=200"
         )
         self._run(
@@ -143,8 +148,13 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return (
             f"postgresql://{SUPERUSER}:{quote(self.password, safe='')}"
-            f"@127.0.0.1:{self.port}/{database}"
+            f"@{self.listen}:{self.port}/{database}"
         )
+
+    def allow(self, network: str) -> None:
+        """Let clients from ``network`` (CIDR) in, with the password; takes effect on start."""
+        with (self.data / "pg_hba.conf").open("a") as hba:
+            hba.write(f"host all all {network} scram-sha-256\n")
 
     def create_database(self, name: str | None = None) -> str:
         """A new empty database; its URL."""
@@ -162,8 +172,12 @@ class PostgresServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_or_skip() -> PostgresServer:
-    """A running cluster, or a skip (a failure in CI) that says why there is none."""
+def start_or_skip(
+    listen: str = "127.0.0.1", host_prefix: Sequence[str] = (), allow: str | None = None
+) -> PostgresServer:
+    """A running cluster, or a skip (a failure in CI) that says why there is none. ``listen``,
+    ``host_prefix`` and ``allow`` put it on another host (tests/netns.py) for ``allow``'s
+    network."""
     bin_dir = find_server_binaries()
     reason = ""
     if bin_dir is None:
@@ -171,9 +185,12 @@ def start_or_skip() -> PostgresServer:
     elif os.geteuid() == 0 and not _has_postgres_account():
         reason = "running as root, and there is no postgres account to run the server as"
     else:
-        server = PostgresServer(bin_dir)
+        server = PostgresServer(bin_dir, listen, list(host_prefix))
         try:
-            return server.init().start()
+            server.init()
+            if allow is not None:
+                server.allow(allow)
+            return server.start()
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
             server.remove()
             reason = f"PostgreSQL could not be started: {error}"

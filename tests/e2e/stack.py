@@ -125,6 +125,8 @@ class Stack:
     metrics_port: int = field(default_factory=free_port)  # the internal metrics listener
     extra_env: dict[str, str] = field(default_factory=dict)  # GATEWAY_/APP_/AUTH_ overrides
     database_url: str | None = None  # a PostgreSQL store instead of the SQLite file
+    host: str = "127.0.0.1"  # the address nginx listens on
+    prefix: tuple[str, ...] = ()  # run supervisord through it (another host: tests/netns.py)
     process: subprocess.Popen[bytes] | None = None
     secrets: dict[str, str] = field(default_factory=dict)
 
@@ -146,7 +148,7 @@ class Stack:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def metrics_url(self) -> str:
@@ -160,7 +162,7 @@ class Stack:
         }
         env.update(
             GATEWAY_RUN_DIR=str(self.run_dir),
-            GATEWAY_LISTEN=f"127.0.0.1:{self.port}",
+            GATEWAY_LISTEN=f"{self.host}:{self.port}",
             GATEWAY_METRICS_LISTEN=f"127.0.0.1:{self.metrics_port}",
             GATEWAY_AUTH_CACHE_SECONDS=str(self.cache_seconds),
             GATEWAY_TOKEN_RATE="50r/s",
@@ -187,7 +189,7 @@ class Stack:
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             started = time.perf_counter()
             self.process = subprocess.Popen(
-                [str(VENV_BIN / "supervisord"), "-c", str(SUPERVISORD_CONF), "-n"],
+                [*self.prefix, str(VENV_BIN / "supervisord"), "-c", str(SUPERVISORD_CONF), "-n"],
                 cwd=PROJECT_ROOT,
                 env=self.env(),
                 stdout=out,
