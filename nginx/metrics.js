@@ -38,6 +38,8 @@ function render(text) {
     return out + line("nginx_up", "gauge", "1: nginx answered its status.", 1);
 }
 
+// Then the per-status, per-scope and auth-cache counters that gateway/access_metrics.py keeps
+// from nginx's access log; without them (that program down) stub_status's figures still come.
 function nginx(r) {
     r.subrequest("/_stub_status", function (reply) {
         var body = reply.status === 200 ? render(reply.responseText || "") : null;
@@ -45,8 +47,14 @@ function nginx(r) {
             r.return(503, "# nginx's stub_status could not be read\n");
             return;
         }
-        r.headersOut["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8";
-        r.return(200, body);
+        r.subrequest("/_access_metrics", function (counts) {
+            var up = counts.status === 200 ? 1 : 0;
+            body += up ? counts.responseText || "" : "";
+            body += line("nginx_access_metrics_up", "gauge",
+                "1: the access log counters (nginx_http_responses_total...) answered.", up);
+            r.headersOut["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8";
+            r.return(200, body);
+        });
     });
 }
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.stack import Stack, is_listening, tree_rss_kib
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,45 @@ def test_the_app_and_the_auth_service_are_scraped_on_the_metrics_port(gateway: S
     for text, program in ((app, "app"), (auth, "auth")):
         rss = tree_rss_kib(gateway.pid_of(program)) * 1024
         assert 0.5 * rss < value(text, "process_resident_memory_bytes") < 1.5 * rss, program
+
+
+def test_nginx_counts_answers_by_status_scope_and_auth_cache(gateway: Stack) -> None:
+    """gateway/access_metrics.py counts nginx's access log: each protected request by status
+    and scope, and how the auth cache served it."""
+    token = gateway.token("full")
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def counts() -> dict[str, float]:
+        text = scrape(gateway, "nginx")
+        assert value(text, "nginx_access_metrics_up") == 1
+        names = {
+            "ok": 'nginx_http_responses_total{code="200",scope="classify"}',
+            "refused": 'nginx_http_responses_total{code="401",scope="classify"}',
+            "public": 'nginx_http_responses_total{code="200",scope="-"}',
+            "hit": 'nginx_auth_cache_total{result="HIT"}',
+            "miss": 'nginx_auth_cache_total{result="MISS"}',
+        }
+        found = {}
+        for key, name in names.items():
+            match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+            found[key] = float(match.group(1)) if match else 0.0
+        return found
+
+    before = counts()
+    body = {"text": "the striker scored twice"}
+    for _ in range(3):  # one miss, then hits within the cache time
+        assert httpx.post(f"{gateway.url}/classify", json=body, headers=headers).status_code == 200
+    assert httpx.post(f"{gateway.url}/classify", json=body).status_code == 401
+    assert httpx.get(f"{gateway.url}/healthz").status_code == 200
+    expected = {"ok": 3, "refused": 1, "public": 1}
+    # Datagrams arrive after the answers: wait for them.
+    assert wait_until(lambda: all(counts()[k] - before[k] >= n for k, n in expected.items()), 5)
+    grown = {k: v - before[k] for k, v in counts().items()}
+    assert {k: grown[k] for k in expected} == expected
+    # Four checks through the cache (401s are cached too): the token's first is a miss, its
+    # next two are hits; the token-less one either.
+    assert grown["hit"] + grown["miss"] == 4
+    assert grown["hit"] >= 2 and grown["miss"] >= 1
 
 
 def test_nginx_counts_requests_and_connections(gateway: Stack) -> None:

@@ -14,7 +14,7 @@ import httpx
 from tests.app.images import encoded, picture
 from tests.e2e.stack import Stack, tree_rss_kib
 
-PROGRAMS = ("nginx", "app", "auth")
+PROGRAMS = ("nginx", "app", "auth", "access-metrics")
 _PNG = encoded(picture(64, 48), "PNG")
 
 
