@@ -9,16 +9,23 @@ import numpy as np
 import pytest
 
 from modelkit import list_versions, load_model
+from modelkit.repository import sha256_file
 from modelkit.text import VECTORIZER_FILE, TfidfVectorizer, load_vectorizer
 
 pytest.importorskip("keras")
 
 from training.classifier import (
+    BASELINE_NAME,
+    LOGISTIC_NAME,
+    PROJECT_NAME,
     FittedClassifier,
     NewsDataset,
     TrainingConfig,
+    UnseenCategoriesError,
+    baseline_predictions,
     export_classifier,
     fit_classifier,
+    held_out_evaluate,
     main,
     read_news_csv,
 )
@@ -203,3 +210,89 @@ def test_latest_committed_model_meets_the_issue_bar(models_dir: Path) -> None:
     assert metadata["preprocessing"]["selection"] == "chi2"
     cv = metadata["metrics"]["cross_validation"]
     assert cv["project"]["mean_accuracy"] >= cv["baseline"]["mean_accuracy"]
+
+
+# Held-out evaluation: --test
+
+
+def test_held_out_scores_the_model_and_both_baselines_on_the_test_rows(tmp_path: Path) -> None:
+    train_set = read_news_csv(write_news_csv(tmp_path / "train.csv", per_topic=12, seed=1))
+    test_set = read_news_csv(write_news_csv(tmp_path / "test.csv", per_topic=7, seed=2))
+    results, fitted = held_out_evaluate(train_set, test_set, TINY, seed=0)
+    truth = np.array([train_set.labels.index(c) for c in test_set.categories])
+    # The model's figures are those of the returned model on exactly the test rows.
+    predicted = np.argmax(fitted.predict(test_set.texts), axis=1)
+    assert results["models"][PROJECT_NAME]["accuracy"] == pytest.approx(
+        float(np.mean(predicted == truth))
+    )
+    assert np.sum(results["confusion_matrix"]) == len(test_set.texts) == 3 * 7
+    # So are the baselines', fitted on the training rows only.
+    for name, kind in ((BASELINE_NAME, "linear_svc"), (LOGISTIC_NAME, "logistic_regression")):
+        baseline = baseline_predictions(train_set.texts, train_set.label_ids, test_set.texts, kind)
+        assert results["models"][name]["accuracy"] == pytest.approx(
+            float(np.mean(baseline == truth))
+        )
+    assert results["test_data"]["files"]["test.csv"]["sha256"] == sha256_file(test_set.path)
+
+
+def test_cli_train_with_a_test_set_publishes_the_held_out_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_csv = write_news_csv(tmp_path / "train.csv", per_topic=10, seed=1)
+    test_csv = write_news_csv(tmp_path / "test.csv", per_topic=5, seed=3)
+    out = tmp_path / "models"
+    recipe = ["--epochs", "1", "--max-tokens", "40", "--hidden-units", "8", "--seed", "0"]
+    main(["eval", "--data", str(train_csv), "--test", str(test_csv), *recipe])
+    report = capsys.readouterr().out
+    for name in (PROJECT_NAME, BASELINE_NAME, LOGISTIC_NAME):
+        assert f"| {name} |" in report
+    assert "| true \\ predicted | business | sport | tech |" in report
+    assert list_versions(out, "classifier") == []
+
+    main(["train", "--data", str(train_csv), "--test", str(test_csv), *recipe, "--out", str(out)])
+    metadata = json.loads((out / "classifier" / "1" / "metadata.json").read_text())
+    held_out = metadata["metrics"]["held_out"]
+    assert "cross_validation" not in metadata["metrics"]  # --test replaces it
+    assert set(held_out["models"]) == {PROJECT_NAME, BASELINE_NAME, LOGISTIC_NAME}
+    assert held_out["test_data"]["files"]["test.csv"]["sha256"] == sha256_file(test_csv)
+    assert np.sum(held_out["confusion_matrix"]) == 3 * 5
+    # The published model was fitted on the training CSV only, with the recipe asked for.
+    assert metadata["training_data"]["files"]["train.csv"]["sha256"] == sha256_file(train_csv)
+    assert metadata["hyperparameters"]["max_tokens"] == 40
+    assert metadata["hyperparameters"]["hidden_units"] == 8
+
+
+def test_test_categories_that_training_lacks_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_csv = write_news_csv(tmp_path / "train.csv", per_topic=6, seed=1)
+    test_csv = write_news_csv(tmp_path / "test.csv", per_topic=3, seed=2)
+    with open(test_csv, "a", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerow(["p-1", "politics", "the minister said the vote was close"])
+    out = tmp_path / "models"
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--data", str(train_csv), "--test", str(test_csv), "--out", str(out)])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "politics" in error and "never predict" in error
+    assert "Traceback" not in error
+    assert list_versions(out, "classifier") == []
+    with pytest.raises(UnseenCategoriesError):
+        held_out_evaluate(read_news_csv(train_csv), read_news_csv(test_csv), TINY, seed=0)
+
+
+def test_recipe_options_reach_the_training_config(tmp_path: Path) -> None:
+    data = write_news_csv(tmp_path / "news.csv", per_topic=8, seed=4)
+    out = tmp_path / "models"
+    main(
+        [
+            "train", "--data", str(data), "--folds", "0", "--epochs", "1", "--seed", "0",
+            "--max-tokens", "30", "--vocabulary-selection", "document_frequency",
+            "--dropout", "0.25", "--learning-rate", "0.01", "--out", str(out),
+        ]
+    )  # fmt: skip
+    hyper = json.loads((out / "classifier" / "1" / "metadata.json").read_text())["hyperparameters"]
+    assert (hyper["max_tokens"], hyper["vocabulary_selection"]) == (30, "document_frequency")
+    assert (hyper["dropout"], hyper["learning_rate"]) == (0.25, 0.01)
+    with pytest.raises(SystemExit):
+        main(["eval", "--data", str(data), "--vocabulary-selection", "random"])
