@@ -4,6 +4,7 @@ database refuses (503 auth_unavailable), never admits, then recovers without a r
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -35,7 +36,16 @@ def pair(
     first_base, second_base = tmp_path_factory.mktemp("pg-one"), tmp_path_factory.mktemp("pg-two")
     one = running_stack(first_base, cache_seconds=2, database_url=url)
     first = next(one)
-    second = Stack(second_base, cache_seconds=2, database_url=url)
+    # The second gateway's URL has no password: libpq takes it from PGPASSWORD, which the
+    # launcher passes to the auth service (and to nothing else).
+    without_password = url.replace(f":{quote(cluster.password, safe='')}@", "@")
+    assert cluster.password not in without_password
+    second = Stack(
+        second_base,
+        cache_seconds=2,
+        database_url=without_password,
+        extra_env={"PGPASSWORD": cluster.password},
+    )
     second.run_dir.mkdir(parents=True)
     second.start()
     second.secrets = first.secrets  # the same clients: one store
