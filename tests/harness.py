@@ -40,14 +40,17 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
 
 @contextmanager
 def running_app(
-    env: dict[str, str], client: httpx.Client, prefix: Sequence[str] = ()
+    env: dict[str, str],
+    client: httpx.Client,
+    prefix: Sequence[str] = (),
+    log_path: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m app` with `env` over the environment, once `client` finds /readyz at 200;
     stopped with SIGINT on exit. `prefix` runs it through another command (another host's
-    network namespace: tests/netns.py)."""
+    network namespace: tests/netns.py); its stderr (the log) goes to `log_path`, if given."""
     # A file, not a pipe: nobody reads the log while the app serves, and a full pipe would
     # block the app's next log line (a hung app under a long load).
-    with tempfile.TemporaryFile() as log:
+    with open(log_path, "w+b") if log_path else tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             [*prefix, sys.executable, "-m", "app"],
             cwd=PROJECT_ROOT,

@@ -17,16 +17,17 @@ def test_serves_on_a_loopback_port(tmp_path: Path) -> None:
     publish_toy(tmp_path, seed=1)
     port = free_port()
     env = {"APP_MODELS_DIR": str(tmp_path), "APP_MODELS": TOY, "APP_PORT": str(port)}
+    log = tmp_path / "app.log"
     with (
         httpx.Client(base_url=f"http://127.0.0.1:{port}") as client,
-        running_app(env, client) as process,
+        running_app(env, client, log_path=log) as process,
     ):
         answer = client.get(f"/v1/models/{TOY}", headers={"X-Request-Id": "e2e-1"})
         assert answer.status_code == 200
         assert answer.headers["x-request-id"] == "e2e-1"
         assert answer.json()["version"] == 1
     assert process.returncode == 0
-    assert b'"request_id": "e2e-1"' in (process.stderr.read() if process.stderr else b"")
+    assert b'"request_id": "e2e-1"' in log.read_bytes()
 
 
 def test_serves_on_a_unix_socket(tmp_path: Path) -> None:

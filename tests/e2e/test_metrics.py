@@ -74,10 +74,10 @@ def test_nginx_counts_answers_by_status_scope_and_auth_cache(gateway: Stack) -> 
     assert wait_until(lambda: all(counts()[k] - before[k] >= n for k, n in expected.items()), 5)
     grown = {k: v - before[k] for k, v in counts().items()}
     assert {k: grown[k] for k in expected} == expected
-    # Four checks through the cache (401s are cached too): the token's first is a miss, its
-    # next two are hits; the token-less one either.
-    assert grown["hit"] + grown["miss"] == 4
+    # The token's first check is a miss, its next two are hits (the token is new); the
+    # token-less request's check may or may not be in the cache's count (hit, miss, or none).
     assert grown["hit"] >= 2 and grown["miss"] >= 1
+    assert 3 <= grown["hit"] + grown["miss"] <= 4
 
 
 def test_nginx_counts_requests_and_connections(gateway: Stack) -> None:
