@@ -176,6 +176,11 @@ def test_the_metrics_listener_is_internal_or_off(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     metrics = (tmp_path / "nginx" / "runtime" / "metrics.conf").read_text()
     assert "listen 127.0.0.1:9180;" in metrics and "include metrics-server.conf;" in metrics
+    # nginx's compact access lines go to the access-metrics program's socket, which the
+    # listener's /metrics/nginx reads back through an upstream of its own.
+    access_log = (tmp_path / "nginx" / "runtime" / "access-metrics-log.conf").read_text()
+    assert f"access_log syslog:server=unix:{tmp_path}/access-log.sock," in access_log
+    assert f"server unix:{tmp_path}/access-metrics.sock;" in metrics
     same = _launch(
         tmp_path, "nginx", GATEWAY_LISTEN="127.0.0.1:18999", GATEWAY_METRICS_LISTEN="18999"
     )
@@ -183,5 +188,8 @@ def test_the_metrics_listener_is_internal_or_off(tmp_path: Path) -> None:
     off = _launch(tmp_path, "nginx", GATEWAY_LISTEN="127.0.0.1:18999", GATEWAY_METRICS_LISTEN="off")
     assert off.returncode == 0, off.stderr
     assert "server" not in (tmp_path / "nginx" / "runtime" / "metrics.conf").read_text()
+    assert (
+        "access_log" not in (tmp_path / "nginx" / "runtime" / "access-metrics-log.conf").read_text()
+    )
     if Path(NGINX).exists():
         assert_nginx_accepts(tmp_path / "nginx")
