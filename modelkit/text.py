@@ -13,7 +13,9 @@ The steps, so that a caller in another language can reproduce the features from
 1. Standardize: Unicode NFKC normalization, then lowercase (`str.lower`).
 2. Tokenize: every run of two or more Unicode word characters (letters, digits, underscore;
    the regex `\\w{2,}`); punctuation, whitespace and one-character tokens are dropped.
-3. Count the in-vocabulary tokens of each text (other tokens are ignored); `vocabulary[i]`
+   With `ngrams=2` the terms are the tokens and every pair of adjacent tokens, joined by one
+   space ("interest rate"); tokens never contain a space, so the two kinds cannot collide.
+3. Count the in-vocabulary terms of each text (other terms are ignored); `vocabulary[i]`
    is feature column i.
 4. Term frequency: `1 + ln(count)` with `sublinear_tf` (the default), else the raw count.
 5. Weight by `idf[i]`, stored in the file. Fitting computes the smoothed
@@ -37,7 +39,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import chain
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,10 @@ import numpy as np
 
 VECTORIZER_FILE = "vectorizer.json"
 FORMAT = "modelkit.text.TfidfVectorizer"
-FORMAT_VERSION = 1
+# Version 2 added `ngrams`; a version 1 file is read as ngrams=1 (words only).
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+NGRAMS = (1, 2)
 DEFAULT_MAX_TOKENS = 10_000
 SELECTIONS = ("document_frequency", "chi2")
 UNICODE_NORMALIZATION = "NFKC"
@@ -63,6 +68,14 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(standardize(text))
 
 
+def terms(text: str, ngrams: int = 1) -> list[str]:
+    """The tokens of a text, then (ngrams=2) each pair of adjacent tokens joined by a space."""
+    tokens = tokenize(text)
+    if ngrams == 1:
+        return tokens
+    return tokens + [f"{first} {second}" for first, second in pairwise(tokens)]
+
+
 class TfidfVectorizer:
     """Standardization, tokenization, a vocabulary and idf weights: texts -> float32 [N, V]."""
 
@@ -73,11 +86,15 @@ class TfidfVectorizer:
         min_df: int = 1,
         sublinear_tf: bool = True,
         selection: str = "document_frequency",
+        ngrams: int = 1,
     ) -> None:
         if max_tokens < 1 or min_df < 1:
             raise ValueError("max_tokens and min_df must be positive")
         if selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+        if ngrams not in NGRAMS:
+            raise ValueError(f"ngrams must be one of {NGRAMS}, got {ngrams!r}")
+        self.ngrams = ngrams
         self.max_tokens = max_tokens
         self.min_df = min_df
         self.sublinear_tf = sublinear_tf
@@ -102,7 +119,7 @@ class TfidfVectorizer:
         texts = _checked_texts(texts)
         if (self.selection == "chi2") != (labels is not None):
             raise ValueError("labels are needed for selection='chi2' and only for it")
-        documents = [set(tokenize(text)) for text in texts]
+        documents = [set(terms(text, self.ngrams)) for text in texts]
         document_frequency = Counter(chain.from_iterable(documents))
         candidates = sorted(
             (item for item in document_frequency.items() if item[1] >= self.min_df),
@@ -130,7 +147,7 @@ class TfidfVectorizer:
             raise RuntimeError("the vectorizer is not fitted")
         texts = _checked_texts(texts, allow_empty=True)
         lookup = self._index.get
-        token_ids = [[lookup(token, -1) for token in tokenize(text)] for text in texts]
+        token_ids = [[lookup(term, -1) for term in terms(text, self.ngrams)] for text in texts]
         ids = np.fromiter(chain.from_iterable(token_ids), dtype=np.int64)
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(t) for t in token_ids])
         known = ids >= 0
@@ -160,7 +177,12 @@ class TfidfVectorizer:
                 f"standardize: Unicode {UNICODE_NORMALIZATION} normalization, then lowercase",
                 f"tokenize: every match of the regex {TOKEN_PATTERN} (runs of two or more "
                 "Unicode word characters); other characters separate tokens",
-                "count the tokens found in `vocabulary` (index = feature column); ignore others",
+                *(
+                    ["add each pair of adjacent tokens, joined by one space, as a term"]
+                    if self.ngrams == 2
+                    else []
+                ),
+                "count the terms found in `vocabulary` (index = feature column); ignore others",
                 "tf = 1 + ln(count)" if self.sublinear_tf else "tf = count",
                 "multiply by `idf` (stored); fitted as ln((1 + n_documents) / (1 + df)) + 1",
                 "L2-normalise each row (a row without vocabulary words stays zero)",
@@ -168,6 +190,7 @@ class TfidfVectorizer:
             "max_tokens": self.max_tokens,
             "min_df": self.min_df,
             "selection": self.selection,
+            "ngrams": self.ngrams,
             "sublinear_tf": self.sublinear_tf,
             "vocabulary_size": self.size,
             "implementation": "modelkit.text.TfidfVectorizer (numpy only)",
@@ -180,6 +203,7 @@ class TfidfVectorizer:
             "unicode_normalization": UNICODE_NORMALIZATION,
             "lowercase": True,
             "token_pattern": TOKEN_PATTERN,
+            "ngrams": self.ngrams,
             "max_tokens": self.max_tokens,
             "min_df": self.min_df,
             "selection": self.selection,
@@ -193,9 +217,10 @@ class TfidfVectorizer:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> TfidfVectorizer:
-        if state.get("format") != FORMAT or state.get("format_version") != FORMAT_VERSION:
+        version = state.get("format_version")
+        if state.get("format") != FORMAT or version not in READABLE_FORMAT_VERSIONS:
             raise ValueError(
-                f"not a {FORMAT} version {FORMAT_VERSION} file: "
+                f"not a {FORMAT} version {' or '.join(map(str, READABLE_FORMAT_VERSIONS))} file: "
                 f"{state.get('format')!r} version {state.get('format_version')!r}"
             )
         expected = {
@@ -213,6 +238,7 @@ class TfidfVectorizer:
             sublinear_tf=state["sublinear_tf"],
             # Informational (serving needs only the vocabulary); absent in older files.
             selection=state.get("selection", "document_frequency"),
+            ngrams=state.get("ngrams", 1) if version >= 2 else 1,
         )
         vectorizer._set_state(
             vocabulary=list(state["vocabulary"]),

@@ -15,6 +15,7 @@ from modelkit.text import (
     TfidfVectorizer,
     chi2_scores,
     load_vectorizer,
+    terms,
     tokenize,
 )
 
@@ -234,3 +235,65 @@ def test_importing_the_vectorizer_needs_neither_tensorflow_nor_sklearn() -> None
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# Word pairs (ngrams=2)
+
+
+def test_word_pairs_are_adjacent_tokens_joined_by_a_space() -> None:
+    assert terms("The cat sat.", ngrams=2) == ["the", "cat", "sat", "the cat", "cat sat"]
+    # A dropped one-character token does not break a pair: pairs are of kept tokens.
+    assert terms("A bird, a cat", ngrams=2) == ["bird", "cat", "bird cat"]
+    assert terms("The cat sat.") == tokenize("The cat sat.")
+
+
+def test_word_pairs_are_counted_and_weighted_like_words() -> None:
+    vectorizer = TfidfVectorizer(ngrams=2).fit(TEXTS)
+    # Pairs are ranked with the words: by document frequency, then by term.
+    assert vectorizer.vocabulary[:4] == ["sat", "the", "bird", "cat"]
+    assert {"the cat", "cat sat", "the dog", "dog sat", "sat the", "dog ran"} <= set(
+        vectorizer.vocabulary
+    )
+    row = as_dict(vectorizer.transform(["The dog sat, the DOG ran!"])[0], vectorizer.vocabulary)
+    n = len(TEXTS)
+    weights = {
+        "the": (1 + math.log(2)) * idf(2, n),
+        "dog": (1 + math.log(2)) * idf(1, n),
+        "sat": idf(2, n),
+        "ran": idf(1, n),
+        # The pair "the dog" occurs twice; "dog sat", "sat the", "dog ran" once.
+        "the dog": (1 + math.log(2)) * idf(1, n),
+        "dog sat": idf(1, n),
+        "sat the": idf(1, n),
+        "dog ran": idf(1, n),
+    }
+    expected = l2_normalised(weights)
+    assert row.keys() == expected.keys()
+    for term, value in expected.items():
+        assert row[term] == pytest.approx(value, rel=1e-6)
+
+
+def test_chi2_chooses_among_words_and_pairs_within_the_cap() -> None:
+    texts = ["interest rate rise", "interest rate cut", "rate of interest", "rate the match"]
+    labels = ["economy", "economy", "other", "other"]
+    vectorizer = TfidfVectorizer(max_tokens=3, ngrams=2, selection="chi2").fit(texts, labels)
+    assert vectorizer.size == 3
+    assert vectorizer.vocabulary[0] == "interest rate"  # in both economy texts, no other
+
+
+def test_word_pairs_survive_saving_and_older_files_read_as_words(tmp_path: Path) -> None:
+    vectorizer = TfidfVectorizer(ngrams=2).fit(TEXTS)
+    path = vectorizer.save(tmp_path / VECTORIZER_FILE)
+    loaded = TfidfVectorizer.load(path)
+    assert loaded.ngrams == 2
+    np.testing.assert_array_equal(loaded.transform(TEXTS), vectorizer.transform(TEXTS))
+    assert "add each pair of adjacent tokens" in " ".join(vectorizer.describe()["steps"])
+    # A version 1 file (written before ngrams existed) means words only, whatever it says.
+    state = TfidfVectorizer().fit(TEXTS).to_dict()
+    version_1 = {key: value for key, value in state.items() if key != "ngrams"}
+    version_1["format_version"] = 1
+    assert TfidfVectorizer.from_dict(version_1).ngrams == 1
+    with pytest.raises(ValueError, match="version"):
+        TfidfVectorizer.from_dict({**state, "format_version": 3})
+    with pytest.raises(ValueError, match="ngrams"):
+        TfidfVectorizer(ngrams=3)
