@@ -36,6 +36,7 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from modelkit.text import VECTORIZER_FILE, TfidfVectorizer
+from modelkit.text import NGRAMS, VECTORIZER_FILE, TfidfVectorizer
 from modelkit.versions import PARITY_SAMPLES, VersionWriter
 from training.data import DEFAULT_MODELS_DIR, default_data_path, fingerprint
 from training.plots import plot_history
@@ -73,11 +74,22 @@ class TrainingConfig:
     # "chi2" keeps the max_tokens words that best tell the categories apart (fitted on the
     # training texts only); "document_frequency" the most frequent ones.
     vocabulary_selection: str = "chi2"
+    # 1: words; 2: words and pairs of adjacent words, chosen together within max_tokens.
+    ngrams: int = 1
     hidden_units: int = 64
+    # A linear path from the tf-idf straight to the logits, added to the hidden layer's (wide
+    # & deep): the network is then at least a linear classifier over every word.
+    wide: bool = False
     # Dropout on the tf-idf input drops whole words, a strong regularizer for small corpora.
     input_dropout: float = 0.0
     dropout: float = 0.5
     learning_rate: float = 3e-3
+    # Targets (1 - s) on the true category and s / C spread over all C: keeps the network from
+    # driving its logits apart on a corpus it can fit exactly.
+    label_smoothing: float = 0.0
+    # Networks trained from consecutive seeds (each with its own validation part), published
+    # as one model whose output is the mean of their probabilities.
+    ensemble_size: int = 1
     batch_size: int = 32
     epochs: int = 40
     patience: int = 5
@@ -129,35 +141,81 @@ def read_news_csv(path: str | Path | None = None) -> NewsDataset:
     return NewsDataset(texts=texts, categories=categories, path=path)
 
 
-def build_model(vocabulary_size: int, n_labels: int, config: TrainingConfig) -> keras.Model:
+def build_model(
+    vocabulary_size: int, n_labels: int, config: TrainingConfig, name: str = "news_classifier"
+) -> keras.Model:
     tfidf = keras.Input(shape=(vocabulary_size,), name="tfidf")
-    x = layers.Dropout(config.input_dropout)(tfidf)
-    x = layers.Dense(config.hidden_units, activation="relu")(x)
+    words = layers.Dropout(config.input_dropout)(tfidf)
+    x = layers.Dense(config.hidden_units, activation="relu")(words)
     x = layers.Dropout(config.dropout)(x)
-    probabilities = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
-    return keras.Model(tfidf, probabilities, name="news_classifier")
+    if not config.wide:
+        probabilities = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+        return keras.Model(tfidf, probabilities, name=name)
+    # Wide & deep: a linear path from the tf-idf to the logits beside the hidden layer.
+    logits = layers.Add(name="logits")(
+        [layers.Dense(n_labels, name="deep")(x), layers.Dense(n_labels, name="wide")(words)]
+    )
+    probabilities = layers.Activation("softmax", name="probabilities")(logits)
+    return keras.Model(tfidf, probabilities, name=name)
+
+
+def build_ensemble(members: list[keras.Model], vocabulary_size: int) -> keras.Model:
+    """One model whose output is the mean of the members' probabilities: one ONNX graph, one
+    call per batch in the service."""
+    if len(members) == 1:
+        return members[0]
+    tfidf = keras.Input(shape=(vocabulary_size,), name="tfidf")
+    probabilities = layers.Average(name="probabilities")([member(tfidf) for member in members])
+    return keras.Model(tfidf, probabilities, name="news_classifier_ensemble")
 
 
 @dataclass
 class FittedClassifier:
     vectorizer: TfidfVectorizer
-    model: keras.Model
-    history: dict[str, list[float]]
+    members: list[keras.Model]
+    # The early-stopping run of each member, in member order.
+    histories: list[dict[str, list[float]]]
+
+    @property
+    def model(self) -> keras.Model:
+        """The published model: the one member, or the members' mean."""
+        return build_ensemble(self.members, self.vectorizer.size)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         """Class probabilities [N, C], the training-side path: vectorizer + Keras model."""
-        return np.asarray(self.model(self.vectorizer.transform(texts), training=False))
+        return self.member_probabilities(texts).mean(axis=0)
+
+    def member_probabilities(self, texts: list[str]) -> np.ndarray:
+        """Each member's class probabilities, [members, N, C]."""
+        features = self.vectorizer.transform(texts)
+        return np.stack([np.asarray(m(features, training=False)) for m in self.members])
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """The first member's early-stopping run (the training curves)."""
+        return self.histories[0]
+
+    @property
+    def best_epochs(self) -> list[int]:
+        return [_best_epoch(history) for history in self.histories]
 
     @property
     def best_epoch(self) -> int:
-        return int(np.argmin(self.history["val_loss"])) + 1 if "val_loss" in self.history else 0
+        return self.best_epochs[0]
 
 
-def compiled_model(vocabulary_size: int, n_labels: int, config: TrainingConfig) -> keras.Model:
-    model = build_model(vocabulary_size, n_labels, config)
+def _best_epoch(history: dict[str, list[float]]) -> int:
+    return int(np.argmin(history["val_loss"])) + 1 if "val_loss" in history else 0
+
+
+def compiled_model(
+    vocabulary_size: int, n_labels: int, config: TrainingConfig, name: str = "news_classifier"
+) -> keras.Model:
+    model = build_model(vocabulary_size, n_labels, config, name)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="sparse_categorical_crossentropy",
+        # One-hot targets, so that label smoothing applies (0 gives plain cross-entropy).
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
     return model
@@ -172,28 +230,63 @@ def fit_classifier(
     seed: int,
     verbose: int | str = "auto",
 ) -> FittedClassifier:
-    """Fit the vectorizer on `texts`, then the network.
+    """Fit the vectorizer on `texts`, then `config.ensemble_size` networks (seeds seed,
+    seed + 1, ...).
 
-    The network first trains on all but a stratified validation part, with early stopping and
-    the best epoch's weights kept; with `config.refit_on_all_data` it is then trained afresh on
-    every text for that best number of epochs.
+    Each network first trains on all but a stratified validation part (drawn with its own
+    seed), with early stopping and the best epoch's weights kept; with
+    `config.refit_on_all_data` it is then trained afresh on every text for that best number of
+    epochs.
     """
-    keras.utils.set_random_seed(seed)
+    if config.ensemble_size < 1:
+        raise ValueError("ensemble_size must be at least 1")
     vectorizer = TfidfVectorizer(
-        max_tokens=config.max_tokens, min_df=config.min_df, selection=config.vocabulary_selection
+        max_tokens=config.max_tokens,
+        min_df=config.min_df,
+        selection=config.vocabulary_selection,
+        ngrams=config.ngrams,
     )
     supervised = config.vocabulary_selection == "chi2"
     features = vectorizer.fit_transform(texts, label_ids if supervised else None)
+    targets = keras.utils.to_categorical(label_ids, n_labels)
+    members, histories = [], []
+    for index in range(config.ensemble_size):
+        member, history = _fit_member(
+            features,
+            label_ids,
+            targets,
+            config,
+            seed=seed + index,
+            verbose=verbose,
+            name="news_classifier" if config.ensemble_size == 1 else f"member_{index}",
+        )
+        members.append(member)
+        histories.append(history)
+    return FittedClassifier(vectorizer, members, histories)
+
+
+def _fit_member(
+    features: np.ndarray,
+    label_ids: np.ndarray,
+    targets: np.ndarray,
+    config: TrainingConfig,
+    *,
+    seed: int,
+    verbose: int | str,
+    name: str,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    keras.utils.set_random_seed(seed)
+    n_labels = targets.shape[1]
     # At least one validation text per category, so that small CSVs train too.
-    validation_size = max(n_labels, math.ceil(config.validation_fraction * len(texts)))
+    validation_size = max(n_labels, math.ceil(config.validation_fraction * len(features)))
     train_x, validation_x, train_y, validation_y = train_test_split(
         features,
-        label_ids,
+        targets,
         test_size=validation_size,
         stratify=label_ids,
         random_state=seed,
     )
-    model = compiled_model(vectorizer.size, n_labels, config)
+    model = compiled_model(features.shape[1], n_labels, config, name)
     with tempfile.TemporaryDirectory(prefix="classifier-checkpoint-") as checkpoint_dir:
         checkpoint = Path(checkpoint_dir) / "best.weights.h5"
         history = model.fit(
@@ -213,19 +306,18 @@ def fit_classifier(
         )
         model.load_weights(checkpoint)
     history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
-    fitted = FittedClassifier(vectorizer, model, history_dict)
     if config.refit_on_all_data:
         keras.utils.set_random_seed(seed)
-        fitted.model = compiled_model(vectorizer.size, n_labels, config)
-        fitted.model.fit(
+        model = compiled_model(features.shape[1], n_labels, config, name)
+        model.fit(
             features,
-            label_ids,
-            epochs=fitted.best_epoch,
+            targets,
+            epochs=_best_epoch(history_dict),
             batch_size=config.batch_size,
             shuffle=True,
             verbose=verbose,
         )
-    return fitted
+    return model, history_dict
 
 
 def baseline_predictions(
@@ -403,6 +495,16 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def describe_recipe(config: TrainingConfig) -> str:
+    terms = "words" if config.ngrams == 1 else "words and word pairs"
+    network = f"dense {config.hidden_units} relu -> dropout -> softmax"
+    if config.wide:
+        network = f"(dense {config.hidden_units} relu -> dropout) + a linear path -> softmax"
+    if config.ensemble_size > 1:
+        network = f"the mean of {config.ensemble_size} networks ({network})"
+    return f"News-topic classifier: tf-idf over up to {config.max_tokens:,} {terms} -> {network}."
+
+
 def export_classifier(
     fitted: FittedClassifier,
     dataset: NewsDataset,
@@ -443,9 +545,7 @@ def export_classifier(
         plot_history(fitted.history, version.path / "training_curves.png", "News classifier")
         version.metadata.update(
             task="text-classification",
-            description="News-topic classifier: tf-idf over up to "
-            f"{config.max_tokens:,} words -> dense {config.hidden_units} relu -> dropout -> "
-            "softmax.",
+            description=describe_recipe(config),
             labels=labels,
             preprocessing=fitted.vectorizer.describe(),
             training_data=dataset.fingerprint(),
@@ -453,7 +553,8 @@ def export_classifier(
                 **asdict(config),
                 "seed": seed,
                 "optimizer": "adam",
-                "loss": "sparse categorical cross-entropy",
+                "loss": "categorical cross-entropy"
+                + (f", label smoothing {config.label_smoothing}" if config.label_smoothing else ""),
                 "early_stopping": f"val_loss, patience {config.patience}; best epoch's weights",
             },
             metrics=metrics,
@@ -498,6 +599,7 @@ def train(
     best = fitted.best_epoch - 1
     metrics["final_training"] = {
         "best_epoch": fitted.best_epoch,
+        "best_epochs": fitted.best_epochs,
         "epochs_run": len(fitted.history["loss"]),
         "validation_accuracy": fitted.history["val_accuracy"][best],
         "validation_loss": fitted.history["val_loss"][best],
@@ -530,7 +632,7 @@ def main(argv: list[str] | None = None) -> None:
                 "--" + name.replace("_", "-"),
                 type=_option_type(default),
                 default=default,
-                choices=VOCABULARY_SELECTIONS if name == "vocabulary_selection" else None,
+                choices=RECIPE_CHOICES.get(name),
                 help=f"{help_text} (default {default})",
             )
     commands.choices["train"].add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
@@ -557,23 +659,41 @@ def main(argv: list[str] | None = None) -> None:
 
 
 VOCABULARY_SELECTIONS = ("chi2", "document_frequency")
+RECIPE_CHOICES: dict[str, tuple[Any, ...]] = {
+    "vocabulary_selection": VOCABULARY_SELECTIONS,
+    "ngrams": NGRAMS,
+}
 # The recipe's settings on the command line: TrainingConfig's field -> what it does.
 RECIPE_OPTIONS: dict[str, str] = {
     "epochs": "most epochs (early stopping on the validation loss ends sooner)",
     "max_tokens": "vocabulary size",
     "vocabulary_selection": "chi2 (the words that best tell categories apart) or"
     " document_frequency",
+    "ngrams": "1: words; 2: words and pairs of adjacent words, chosen together within --max-tokens",
     "hidden_units": "units of the dense layer",
+    "wide": "add a linear path from the tf-idf to the logits (wide & deep): true or false",
     "dropout": "dropout after the dense layer",
     "input_dropout": "dropout on the tf-idf input (drops whole words)",
     "learning_rate": "Adam's learning rate",
+    "label_smoothing": "label smoothing of the cross-entropy targets",
+    "ensemble_size": "networks trained from consecutive seeds, published as their mean",
     "batch_size": "batch size",
     "patience": "early stopping's patience, in epochs",
 }
 
 
-def _option_type(default: object) -> type:
+def _option_type(default: object) -> Callable[[str], Any]:
+    if isinstance(default, bool):  # before int: bool("false") would be True
+        return _boolean
     return type(default) if isinstance(default, int | float | str) else str
+
+
+def _boolean(value: str) -> bool:
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 if __name__ == "__main__":

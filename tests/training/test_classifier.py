@@ -3,6 +3,7 @@
 import csv
 import json
 import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from modelkit.text import VECTORIZER_FILE, TfidfVectorizer, load_vectorizer
 
 pytest.importorskip("keras")
 
+from training import classifier_study as study
 from training.classifier import (
     BASELINE_NAME,
     LOGISTIC_NAME,
@@ -296,3 +298,112 @@ def test_recipe_options_reach_the_training_config(tmp_path: Path) -> None:
     assert (hyper["dropout"], hyper["learning_rate"]) == (0.25, 0.01)
     with pytest.raises(SystemExit):
         main(["eval", "--data", str(data), "--vocabulary-selection", "random"])
+
+
+# Ensembles, label smoothing, word pairs
+
+
+def test_an_ensemble_is_published_as_the_mean_of_its_networks(
+    dataset: NewsDataset, tmp_path: Path
+) -> None:
+    config = replace(TINY, ensemble_size=3, label_smoothing=0.1, ngrams=2)
+    fitted = fit_classifier(
+        dataset.texts, dataset.label_ids, len(dataset.labels), config, seed=0, verbose=0
+    )
+    assert len(fitted.members) == len(fitted.best_epochs) == 3
+    texts = dataset.texts[::4]
+    members = fitted.member_probabilities(texts)
+    assert members.shape == (3, len(texts), len(dataset.labels))
+    # Different seeds make different networks; the model is their mean.
+    assert not np.allclose(members[0], members[1])
+    np.testing.assert_allclose(fitted.predict(texts), members.mean(axis=0), atol=1e-6)
+    assert any(" " in term for term in fitted.vectorizer.vocabulary), "word pairs are terms"
+
+    exported = export_classifier(fitted, dataset, config, seed=0, out=tmp_path, metrics={})
+    model = load_model(tmp_path, "classifier")  # ONNX Runtime, as the service loads it
+    vectorizer = load_vectorizer(model)
+    assert vectorizer.ngrams == 2
+    np.testing.assert_allclose(
+        model.predict(vectorizer.transform(texts)), members.mean(axis=0), atol=1e-5
+    )
+    metadata = json.loads((exported / "metadata.json").read_text())
+    assert "mean of 3 networks" in metadata["description"]
+    assert "word pairs" in metadata["description"]
+    assert metadata["hyperparameters"]["ensemble_size"] == 3
+    assert "label smoothing 0.1" in metadata["hyperparameters"]["loss"]
+
+
+def test_the_wide_path_is_a_linear_map_from_the_tfidf_to_the_logits(
+    dataset: NewsDataset,
+) -> None:
+    fitted = fit_classifier(
+        dataset.texts, dataset.label_ids, len(dataset.labels), replace(TINY, wide=True),
+        seed=0, verbose=0,
+    )  # fmt: skip
+    model = fitted.model
+    kernel, bias = model.get_layer("wide").get_weights()
+    assert kernel.shape == (fitted.vectorizer.size, len(dataset.labels))
+    # Silencing the hidden path leaves softmax(x W + b) of the wide path alone.
+    deep = model.get_layer("deep")
+    deep.set_weights([np.zeros_like(w) for w in deep.get_weights()])
+    features = fitted.vectorizer.transform(dataset.texts[:5])
+    logits = features @ kernel + bias
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(fitted.predict(dataset.texts[:5]), expected, atol=1e-5)
+
+
+def test_label_smoothing_keeps_probabilities_off_zero_and_one(dataset: NewsDataset) -> None:
+    """Smoothed targets cap how sure the network is taught to be; plain ones do not."""
+    confident = replace(TINY, epochs=30, patience=30, dropout=0.0, learning_rate=0.05)
+    labels = dataset.label_ids, len(dataset.labels)
+    plain = fit_classifier(dataset.texts, *labels, confident, seed=0, verbose=0)
+    smoothed = fit_classifier(
+        dataset.texts, *labels, replace(confident, label_smoothing=0.3), seed=0, verbose=0
+    )
+    # With 3 categories and s = 0.3 the target of the true one is 0.8.
+    assert plain.predict(dataset.texts).max() > 0.99
+    assert smoothed.predict(dataset.texts).max() < 0.9
+
+
+def test_ensemble_options_reach_the_cli(tmp_path: Path) -> None:
+    data = write_news_csv(tmp_path / "news.csv", per_topic=8, seed=5)
+    out = tmp_path / "models"
+    main(
+        [
+            "train", "--data", str(data), "--folds", "0", "--epochs", "1", "--seed", "0",
+            "--max-tokens", "60", "--ngrams", "2", "--ensemble-size", "2",
+            "--label-smoothing", "0.05", "--wide", "true", "--out", str(out),
+        ]
+    )  # fmt: skip
+    metadata = json.loads((out / "classifier" / "1" / "metadata.json").read_text())
+    hyper = metadata["hyperparameters"]
+    assert (hyper["ngrams"], hyper["ensemble_size"], hyper["label_smoothing"]) == (2, 2, 0.05)
+    assert hyper["wide"] is True and "linear path" in metadata["description"]
+    assert metadata["preprocessing"]["ngrams"] == 2
+    assert len(metadata["metrics"]["final_training"]["best_epochs"]) == 2
+    for wrong in (["--ngrams", "3"], ["--wide", "maybe"]):
+        with pytest.raises(SystemExit):
+            main(["eval", "--data", str(data), *wrong])
+
+
+def test_the_recipe_study_reports_seeds_ensembles_and_the_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_news_csv(tmp_path / "news.csv", per_topic=10, seed=6)
+    out = tmp_path / "study.json"
+    study.CANDIDATES["tiny"] = asdict(replace(TINY, ensemble_size=1))
+    try:
+        study.main(
+            ["--data", str(data), "--out", str(out), "--candidates", "tiny", "--seeds", "3",
+             "--folds", "2"]
+        )  # fmt: skip
+    finally:
+        del study.CANDIDATES["tiny"]
+    results = json.loads(out.read_text())
+    tiny = results["candidates"]["tiny"]
+    per_seed = np.array(tiny["fold_accuracy"]["per_seed"])
+    assert per_seed.shape == (2, 3)  # folds x seeds
+    assert tiny["single_network"]["mean_accuracy"] == pytest.approx(per_seed.mean())
+    assert len(tiny["fold_accuracy"]["linear_svc"]) == 2
+    assert tiny["config"]["ensemble_size"] == 3  # one network per seed, fitted together
+    assert "| tiny |" in capsys.readouterr().out

@@ -1,0 +1,206 @@
+"""The classifier's recipe study: candidate settings compared by cross-validation, seeds apart.
+
+    python -m training.classifier_study --data bbc_train_0.csv --out study.json
+    python -m training.classifier_study --data news.csv --candidates v2 bigrams --seeds 3
+
+Each candidate is `TrainingConfig` with a few settings changed (`CANDIDATES`). On the same
+stratified folds as `python -m training.classifier eval` (5, shuffled, random_state 0) it
+fits `--seeds` networks per fold (seeds 1337, 1338, ...: `ensemble_size` = `--seeds`, so one
+vectorizer per fold) and scores on the held-out fold:
+
+  * each network alone (the mean over seeds of the CV-mean accuracy, and its spread across
+    seeds: how much a single training run's score owes to its seed);
+  * the mean of the first 2 and 3 networks' probabilities and of all of them (ensembles);
+  * LinearSVC on scikit-learn's sublinear tf-idf, the bar, on the same folds.
+
+Run it on a training part only, never on the texts of a test set you will report: the
+defaults it picks are then judged on data they were not chosen on (docs/models.md). Results
+are written to `--out` after every candidate, so an interrupted study keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import StratifiedKFold
+
+from training.classifier import (
+    CV_FOLDS,
+    CV_RANDOM_STATE,
+    TrainingConfig,
+    baseline_predictions,
+    fit_classifier,
+    read_news_csv,
+)
+
+SEED = 1337
+# name -> the settings that differ from TrainingConfig's defaults at the time of the study
+# (version 2's recipe: 10,000 chi2-chosen words, dense 64, dropout 0.5, refit on all texts).
+CANDIDATES: dict[str, dict[str, Any]] = {
+    "v2": {},
+    "smoothing": {"label_smoothing": 0.1},
+    "bigrams": {"ngrams": 2},
+    "bigrams+smoothing": {"ngrams": 2, "label_smoothing": 0.1},
+    "bigrams 20k": {"ngrams": 2, "max_tokens": 20_000},
+    "words 20k": {"max_tokens": 20_000},
+    "wide": {"wide": True},
+    "wide+bigrams": {"wide": True, "ngrams": 2},
+    "wide 20k": {"wide": True, "max_tokens": 20_000},
+    "hidden 128": {"hidden_units": 128},
+    "input dropout 0.2": {"input_dropout": 0.2},
+    "smoothing 0.2": {"label_smoothing": 0.2},
+    "smoothing 0.05": {"label_smoothing": 0.05},
+    "smoothing+words 20k": {"label_smoothing": 0.1, "max_tokens": 20_000},
+    "smoothing+hidden 128": {"label_smoothing": 0.1, "hidden_units": 128},
+    "bigrams 20k+smoothing": {"ngrams": 2, "max_tokens": 20_000, "label_smoothing": 0.1},
+    "bigrams+smoothing 0.2": {"ngrams": 2, "label_smoothing": 0.2},
+}
+BASE_CONFIG = TrainingConfig(
+    max_tokens=10_000,
+    vocabulary_selection="chi2",
+    ngrams=1,
+    hidden_units=64,
+    wide=False,
+    input_dropout=0.0,
+    dropout=0.5,
+    label_smoothing=0.0,
+)
+
+
+def study_candidate(
+    texts: np.ndarray,
+    label_ids: np.ndarray,
+    n_labels: int,
+    config: TrainingConfig,
+    *,
+    folds: int,
+) -> dict[str, Any]:
+    """Per-fold accuracies of each seed's network, of 2-, 3- and all-seed means, of LinearSVC."""
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=CV_RANDOM_STATE)
+    members: list[list[float]] = []  # [fold][seed]
+    ensemble_2: list[float] = []
+    ensemble_3: list[float] = []
+    ensemble_all: list[float] = []
+    baseline: list[float] = []
+    epochs: list[list[int]] = []
+    for train_index, test_index in splitter.split(texts, label_ids):
+        train_texts, test_texts = list(texts[train_index]), list(texts[test_index])
+        fitted = fit_classifier(
+            train_texts, label_ids[train_index], n_labels, config, seed=SEED, verbose=0
+        )
+        truth = label_ids[test_index]
+        probabilities = fitted.member_probabilities(test_texts)  # [seeds, N, C]
+        members.append([accuracy_score(truth, p.argmax(axis=1)) for p in probabilities])
+        ensemble_2.append(accuracy_score(truth, probabilities[:2].mean(axis=0).argmax(axis=1)))
+        ensemble_3.append(accuracy_score(truth, probabilities[:3].mean(axis=0).argmax(axis=1)))
+        ensemble_all.append(accuracy_score(truth, probabilities.mean(axis=0).argmax(axis=1)))
+        baseline.append(
+            accuracy_score(
+                truth, baseline_predictions(train_texts, label_ids[train_index], test_texts)
+            )
+        )
+        epochs.append(fitted.best_epochs)
+        print(
+            f"  fold {len(baseline)}/{folds}: seeds {np.round(members[-1], 4).tolist()},"
+            f" mean of 2 {ensemble_2[-1]:.4f}, of 3 {ensemble_3[-1]:.4f},"
+            f" of {len(probabilities)} {ensemble_all[-1]:.4f},"
+            f" LinearSVC {baseline[-1]:.4f}",
+            flush=True,
+        )
+    per_seed = np.mean(members, axis=0)  # the CV-mean accuracy of each seed
+    return {
+        "config": asdict(config),
+        "fold_accuracy": {
+            "per_seed": members,
+            "ensemble_2": ensemble_2,
+            "ensemble_3": ensemble_3,
+            "ensemble_all": ensemble_all,
+            "linear_svc": baseline,
+        },
+        "best_epochs": epochs,
+        "single_network": {
+            "mean_accuracy": float(per_seed.mean()),
+            "seed_std": float(per_seed.std(ddof=1)) if len(per_seed) > 1 else 0.0,
+            "seed_min": float(per_seed.min()),
+            "seed_max": float(per_seed.max()),
+        },
+        "ensemble_2_accuracy": float(np.mean(ensemble_2)),
+        "ensemble_3_accuracy": float(np.mean(ensemble_3)),
+        "ensemble_all_accuracy": float(np.mean(ensemble_all)),
+        "linear_svc_accuracy": float(np.mean(baseline)),
+    }
+
+
+def format_study(results: dict[str, Any]) -> str:
+    """One markdown row per candidate: single network (mean, seed range), ensembles, bar."""
+    seeds = results["seeds"]
+    lines = [
+        f"| candidate | one network: mean (min–max over {seeds} seeds) | mean of 2 | mean of 3 |"
+        f" mean of {seeds} | LinearSVC |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, result in results["candidates"].items():
+        single = result["single_network"]
+        lines.append(
+            f"| {name} | {single['mean_accuracy']:.4f} ({single['seed_min']:.4f}–"
+            f"{single['seed_max']:.4f}) | {result.get('ensemble_2_accuracy', float('nan')):.4f} |"
+            f" {result['ensemble_3_accuracy']:.4f} |"
+            f" {result['ensemble_all_accuracy']:.4f} | {result['linear_svc_accuracy']:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.classifier_study", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--data", type=Path, help="a text,category CSV (a training part)")
+    parser.add_argument("--out", type=Path, required=True, help="the results, as JSON")
+    parser.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=None)
+    parser.add_argument("--seeds", type=int, default=5, help="networks per fold (default 5)")
+    parser.add_argument("--folds", type=int, default=CV_FOLDS)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="TensorFlow threads (default: all cores)"
+    )
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    tf.config.experimental.enable_op_determinism()
+    try:
+        dataset = read_news_csv(args.data)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"error: {error}\n")
+    texts = np.array(dataset.texts, dtype=object)
+    results: dict[str, Any] = {
+        "data": dataset.fingerprint(),
+        "protocol": f"{args.folds}-fold StratifiedKFold(shuffle=True,"
+        f" random_state={CV_RANDOM_STATE}); {args.seeds} networks per fold, seeds {SEED}..",
+        "seeds": args.seeds,
+        "candidates": {},
+    }
+    for name in args.candidates or list(CANDIDATES):
+        config = replace(BASE_CONFIG, **{**CANDIDATES[name], "ensemble_size": args.seeds})
+        print(f"{name}: {CANDIDATES[name] or 'version 2 recipe'}", flush=True)
+        started = time.monotonic()
+        result = study_candidate(
+            texts, dataset.label_ids, len(dataset.labels), config, folds=args.folds
+        )
+        result["seconds"] = round(time.monotonic() - started, 1)
+        results["candidates"][name] = result
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(format_study(results))
+
+
+if __name__ == "__main__":
+    main()
