@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serving.py                   # every endpoint whose model exists
     .venv/bin/python bench/serving.py --endpoints classify --duration 5
+    .venv/bin/python bench/serving.py --classifier-versions 2 3   # one version against another
 
 For each endpoint it measures, in one run:
   * the raw ONNX Runtime in-process: samples/s at batch 1 and at batch 32;
@@ -11,6 +12,12 @@ For each endpoint it measures, in one run:
     under the same load;
 and, once, the app's cold start (process spawn to /readyz 200) and RSS with every model on
 ONNX Runtime. Load runs only on 127.0.0.1 and is bounded by --duration and --max-requests.
+
+`--classifier-versions A B` measures instead what a text costs with classifier version B against
+version A, the first being the baseline: in-process, the time per text of the whole serving
+path (`vectorizer.json` then ONNX Runtime, 1 thread) at batch 1 and 32, and the app over HTTP
+at concurrency 1 and 32, each version alone in a copy of the repository; `--rounds` rounds
+interleave the versions, and each ratio is taken within a round before its median.
 The load generator is a minimal keep-alive HTTP/1.1 client so that it costs the server's
 cores as little as possible; it shares the machine with the server all the same.
 """
@@ -23,6 +30,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -385,6 +393,85 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _per_text_seconds(model: Any, batch: int, duration: float) -> float:
+    """Seconds per text of vectorizer + ONNX Runtime on `batch` copies of NEWS_TEXT."""
+    from app.routes.classify import load_vectorizer
+
+    vectorizer = load_vectorizer(model)
+    texts = [NEWS_TEXT] * batch
+    model.predict(vectorizer.transform(texts))
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < duration:
+        model.predict(vectorizer.transform(texts))
+        calls += 1
+    return (time.perf_counter() - started) / (calls * batch)
+
+
+def compare_classifier_versions(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-text cost of each classifier version in `args.classifier_versions`, rounds
+    interleaved; ratios against the first version, taken within each round."""
+    from modelkit.repository import load_model
+
+    versions: list[int] = args.classifier_versions
+    request = endpoints()["classify"].request
+    rounds: list[dict[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-classifier-") as scratch:
+        repositories = {}
+        for version in versions:  # each version alone: the app serves the newest it finds
+            repository = Path(scratch) / f"v{version}"
+            source = args.models_dir / "classifier"
+            shutil.copytree(source / str(version), repository / "classifier" / str(version))
+            if (source / "config.json").exists():
+                shutil.copy(source / "config.json", repository / "classifier" / "config.json")
+            repositories[version] = repository
+        for round_index in range(args.rounds):
+            figures: dict[str, dict[str, float]] = {}
+            for version in versions:
+                model = load_model(repositories[version], "classifier", threads=args.threads)
+                row = {
+                    f"in-process batch {batch} (µs/text)": 1e6
+                    * _per_text_seconds(model, batch, args.duration / 2)
+                    for batch in (1, 32)
+                }
+                env = app_env(["classifier"], repositories[version])
+                with serve("app.main:app", env) as server:
+                    for concurrency in (1, 32):
+                        result = measure_load(
+                            server.port, request, concurrency, args.duration, args.max_requests
+                        )
+                        row[f"app c={concurrency} (req/s)"] = result.per_second
+                figures[str(version)] = row
+            rounds.append(figures)
+            print(f"round {round_index + 1}: {json.dumps(figures)}", file=sys.stderr)
+    return {"machine": load_average(), "versions": versions, "rounds": rounds}
+
+
+def format_version_comparison(report: dict[str, Any]) -> str:
+    """Medians per version, and the median over rounds of each version's ratio to the first
+    (time per text: higher is costlier; for req/s the ratio is inverted likewise)."""
+    base, *others = (str(version) for version in report["versions"])
+    rounds = report["rounds"]
+    measures = list(rounds[0][base])
+    header = ["measure", *(f"version {v}" for v in (base, *others))]
+    header += [f"cost {v} / {base}" for v in others]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for measure in measures:
+        cells = [measure]
+        for version in (base, *others):
+            cells.append(f"{np.median([r[version][measure] for r in rounds]):.1f}")
+        for version in others:
+            # Cost ratio: time per text grows with cost, requests/s shrinks with it.
+            ratios = [
+                r[version][measure] / r[base][measure]
+                if "µs" in measure
+                else r[base][measure] / r[version][measure]
+                for r in rounds
+            ]
+            cells.append(f"{np.median(ratios):.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown_rows(endpoint: Endpoint, figures: dict[str, Any]) -> str:
     raw = figures["raw"]
     rows = [
@@ -420,8 +507,25 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="ORT threads of the raw runtime")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--classifier-versions",
+        type=int,
+        nargs="+",
+        metavar="VERSION",
+        help="compare the per-text cost of these classifier versions (the first: baseline)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --classifier-versions")
     args = parser.parse_args()
     args.models_dir = args.models_dir.resolve()
+    if args.classifier_versions:
+        if len(args.classifier_versions) < 2:
+            parser.error("--classifier-versions needs a baseline and at least one other")
+        comparison = compare_classifier_versions(args)
+        print(f"\nmachine: {comparison['machine']} after")
+        print(format_version_comparison(comparison))
+        if args.json:
+            args.json.write_text(json.dumps(comparison, indent=2) + "\n")
+        return
     report = run(args)
     print(f"\nmachine: {report['machine_before']} before, {report['machine_after']} after")
     if "cold_start_s" in report:
