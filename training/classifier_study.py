@@ -62,6 +62,25 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "smoothing+hidden 128": {"label_smoothing": 0.1, "hidden_units": 128},
     "bigrams 20k+smoothing": {"ngrams": 2, "max_tokens": 20_000, "label_smoothing": 0.1},
     "bigrams+smoothing 0.2": {"ngrams": 2, "label_smoothing": 0.2},
+    # No early stopping: a fixed number of epochs on every text.
+    **{
+        f"bigrams+smoothing, {epochs} epochs": {
+            "ngrams": 2,
+            "label_smoothing": 0.1,
+            "validation_fraction": 0.0,
+            "epochs": epochs,
+        }
+        for epochs in (10, 20, 40)
+    },
+    "bigrams+smoothing, 20 epochs, weight average": {
+        "ngrams": 2,
+        "label_smoothing": 0.1,
+        "validation_fraction": 0.0,
+        "epochs": 20,
+        "weight_averaging": 0.99,
+    },
+    # Five small networks cost about what one of 80 units does.
+    "bigrams+smoothing, 16 units": {"ngrams": 2, "label_smoothing": 0.1, "hidden_units": 16},
 }
 BASE_CONFIG = TrainingConfig(
     max_tokens=10_000,

@@ -40,7 +40,10 @@ TOPICS = {
     "tech": ["software", "broadband", "chips", "users", "online", "phones", "digital"],
 }
 COMMON = ["the", "said", "year", "new", "people", "week", "report"]
-TINY = TrainingConfig(max_tokens=40, hidden_units=8, epochs=2, batch_size=16, patience=1)
+# One network, whatever the default: the ensemble has its own tests.
+TINY = TrainingConfig(
+    max_tokens=40, hidden_units=8, epochs=2, batch_size=16, patience=1, ensemble_size=1
+)
 
 
 def write_news_csv(path: Path, per_topic: int = 16, seed: int = 0) -> Path:
@@ -350,6 +353,38 @@ def test_the_wide_path_is_a_linear_map_from_the_tfidf_to_the_logits(
     logits = features @ kernel + bias
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(fitted.predict(dataset.texts[:5]), expected, atol=1e-5)
+
+
+def test_without_a_validation_part_training_runs_the_epochs_asked_on_every_text(
+    tmp_path: Path,
+) -> None:
+    data = write_news_csv(tmp_path / "news.csv", per_topic=8, seed=7)
+    out = tmp_path / "models"
+    main(
+        [
+            "train", "--data", str(data), "--folds", "0", "--epochs", "3", "--seed", "0",
+            "--validation-fraction", "0", "--weight-averaging", "0.9", "--out", str(out),
+        ]
+    )  # fmt: skip
+    metadata = json.loads((out / "classifier" / "1" / "metadata.json").read_text())
+    assert metadata["metrics"]["final_training"]["epochs_run"] == 3
+    assert "validation_loss" not in metadata["metrics"]["final_training"]
+    assert metadata["hyperparameters"]["early_stopping"] == "none: 3 epochs on every text"
+    assert metadata["hyperparameters"]["weight_averaging"] == 0.9
+
+
+def test_weight_averaging_replaces_the_last_weights_by_their_moving_average(
+    dataset: NewsDataset,
+) -> None:
+    fixed = replace(TINY, validation_fraction=0.0, epochs=3)
+    labels = dataset.label_ids, len(dataset.labels)
+    last = fit_classifier(dataset.texts, *labels, fixed, seed=0, verbose=0)
+    averaged = fit_classifier(
+        dataset.texts, *labels, replace(fixed, weight_averaging=0.5), seed=0, verbose=0
+    )
+    # Same seed, same steps: only the final swap to the average tells them apart.
+    assert last.history["loss"] == pytest.approx(averaged.history["loss"])
+    assert not np.allclose(last.model.get_weights()[0], averaged.model.get_weights()[0])
 
 
 def test_label_smoothing_keeps_probabilities_off_zero_and_one(dataset: NewsDataset) -> None:
