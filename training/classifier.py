@@ -94,6 +94,9 @@ class TrainingConfig:
     # Targets (1 - s) on the true category and s / C spread over all C: keeps the network from
     # driving its logits apart on a corpus it can fit exactly.
     label_smoothing: float = 0.0
+    # "cross_entropy", or "squared_hinge": one category against the rest on the logits, the
+    # margin loss of LinearSVC (the softmax is then added for serving only).
+    loss: str = "cross_entropy"
     # Networks trained from consecutive seeds (each with its own validation part), published
     # as one model whose output is the mean of their probabilities.
     ensemble_size: int = 1
@@ -155,15 +158,30 @@ def build_model(
     words = layers.Dropout(config.input_dropout)(tfidf)
     x = layers.Dense(config.hidden_units, activation="relu")(words)
     x = layers.Dropout(config.dropout)(x)
-    if not config.wide:
+    if not config.wide and config.loss == "cross_entropy":
         probabilities = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
         return keras.Model(tfidf, probabilities, name=name)
-    # Wide & deep: a linear path from the tf-idf to the logits beside the hidden layer.
-    logits = layers.Add(name="logits")(
-        [layers.Dense(n_labels, name="deep")(x), layers.Dense(n_labels, name="wide")(words)]
-    )
+    if config.wide:
+        # Wide & deep: a linear path from the tf-idf to the logits beside the hidden layer.
+        logits = layers.Add(name="logits")(
+            [layers.Dense(n_labels, name="deep")(x), layers.Dense(n_labels, name="wide")(words)]
+        )
+    else:
+        logits = layers.Dense(n_labels, name="logits")(x)
+    if config.loss == "squared_hinge":
+        # Trained on the logits; `with_probabilities` adds the softmax for serving.
+        return keras.Model(tfidf, logits, name=name)
     probabilities = layers.Activation("softmax", name="probabilities")(logits)
     return keras.Model(tfidf, probabilities, name=name)
+
+
+def with_probabilities(model: keras.Model, config: TrainingConfig) -> keras.Model:
+    """The served form of a trained network: a softmax over its logits where it was trained
+    on them (the squared hinge), the network itself otherwise."""
+    if config.loss != "squared_hinge":
+        return model
+    probabilities = layers.Activation("softmax", name="probabilities")(model.output)
+    return keras.Model(model.input, probabilities, name=model.name)
 
 
 def build_ensemble(members: list[keras.Model], vocabulary_size: int) -> keras.Model:
@@ -226,8 +244,14 @@ def compiled_model(
             use_ema=config.weight_averaging > 0,
             ema_momentum=config.weight_averaging or 0.99,
         ),
-        # One-hot targets, so that label smoothing applies (0 gives plain cross-entropy).
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+        # One-hot targets, so that label smoothing applies (0 gives plain cross-entropy);
+        # the squared hinge reads them as +1 / -1, one category against the rest (LinearSVC's
+        # loss, on the network's logits).
+        loss=(
+            keras.losses.SquaredHinge()
+            if config.loss == "squared_hinge"
+            else keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        ),
         metrics=["accuracy"],
     )
     return model
@@ -300,7 +324,8 @@ def _fit_member(
             shuffle=True,
             verbose=verbose,
         )
-        return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+        history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
+        return with_probabilities(model, config), history_dict
     # At least one validation text per category, so that small CSVs train too.
     validation_size = max(n_labels, math.ceil(config.validation_fraction * len(features)))
     train_x, validation_x, train_y, validation_y = train_test_split(
@@ -341,7 +366,7 @@ def _fit_member(
             shuffle=True,
             verbose=verbose,
         )
-    return model, history_dict
+    return with_probabilities(model, config), history_dict
 
 
 def baseline_predictions(
@@ -519,6 +544,13 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def describe_loss(config: TrainingConfig) -> str:
+    if config.loss == "squared_hinge":
+        return "squared hinge, one category against the rest, on the logits"
+    smoothing = config.label_smoothing
+    return "categorical cross-entropy" + (f", label smoothing {smoothing}" if smoothing else "")
+
+
 def describe_recipe(config: TrainingConfig) -> str:
     terms = "words" if config.ngrams == 1 else "words and word pairs"
     network = f"dense {config.hidden_units} relu -> dropout -> softmax"
@@ -577,8 +609,7 @@ def export_classifier(
                 **asdict(config),
                 "seed": seed,
                 "optimizer": "adam",
-                "loss": "categorical cross-entropy"
-                + (f", label smoothing {config.label_smoothing}" if config.label_smoothing else ""),
+                "loss": describe_loss(config),
                 "early_stopping": (
                     f"val_loss, patience {config.patience}; best epoch's weights"
                     if config.validation_fraction
@@ -693,6 +724,7 @@ VOCABULARY_SELECTIONS = ("chi2", "document_frequency")
 RECIPE_CHOICES: dict[str, tuple[Any, ...]] = {
     "vocabulary_selection": VOCABULARY_SELECTIONS,
     "ngrams": NGRAMS,
+    "loss": ("cross_entropy", "squared_hinge"),
 }
 # The recipe's settings on the command line: TrainingConfig's field -> what it does.
 RECIPE_OPTIONS: dict[str, str] = {
@@ -707,6 +739,7 @@ RECIPE_OPTIONS: dict[str, str] = {
     "input_dropout": "dropout on the tf-idf input (drops whole words)",
     "learning_rate": "Adam's learning rate",
     "label_smoothing": "label smoothing of the cross-entropy targets",
+    "loss": "cross_entropy, or squared_hinge (one category against the rest, on the logits)",
     "weight_averaging": "momentum of the weights' moving average kept as the final weights"
     " (0: off)",
     "ensemble_size": "networks trained from consecutive seeds, published as their mean",

@@ -79,6 +79,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
         "epochs": 20,
         "weight_averaging": 0.99,
     },
+    # LinearSVC's loss on the network's logits (label smoothing does not apply).
+    "bigrams+squared hinge": {"ngrams": 2, "loss": "squared_hinge"},
+    "squared hinge": {"loss": "squared_hinge"},
     # Five small networks cost about what one of 80 units does.
     "bigrams+smoothing, 16 units": {"ngrams": 2, "label_smoothing": 0.1, "hidden_units": 16},
 }
@@ -91,6 +94,7 @@ BASE_CONFIG = TrainingConfig(
     input_dropout=0.0,
     dropout=0.5,
     label_smoothing=0.0,
+    loss="cross_entropy",
 )
 
 

@@ -15,6 +15,8 @@ from modelkit.text import VECTORIZER_FILE, TfidfVectorizer, load_vectorizer
 
 pytest.importorskip("keras")
 
+import keras
+
 from training import classifier_study as study
 from training.classifier import (
     BASELINE_NAME,
@@ -385,6 +387,27 @@ def test_weight_averaging_replaces_the_last_weights_by_their_moving_average(
     # Same seed, same steps: only the final swap to the average tells them apart.
     assert last.history["loss"] == pytest.approx(averaged.history["loss"])
     assert not np.allclose(last.model.get_weights()[0], averaged.model.get_weights()[0])
+
+
+def test_the_squared_hinge_trains_the_logits_and_serves_their_softmax(
+    dataset: NewsDataset, tmp_path: Path
+) -> None:
+    config = replace(TINY, loss="squared_hinge", epochs=5)
+    fitted = fit_classifier(
+        dataset.texts, dataset.label_ids, len(dataset.labels), config, seed=0, verbose=0
+    )
+    (member,) = fitted.members
+    features = fitted.vectorizer.transform(dataset.texts[:6])
+    trained = keras.Model(member.input, member.get_layer("logits").output)
+    logits = np.asarray(trained(features, training=False))
+    probabilities = fitted.predict(dataset.texts[:6])
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    exported = export_classifier(fitted, dataset, config, seed=0, out=tmp_path, metrics={})
+    served = load_model(tmp_path, "classifier")
+    np.testing.assert_allclose(served.predict(features), probabilities, atol=1e-5)
+    hyper = json.loads((exported / "metadata.json").read_text())["hyperparameters"]
+    assert hyper["loss"] == "squared hinge, one category against the rest, on the logits"
 
 
 def test_label_smoothing_keeps_probabilities_off_zero_and_one(dataset: NewsDataset) -> None:
