@@ -276,6 +276,9 @@ def fit_classifier(
     """
     if config.ensemble_size < 1:
         raise ValueError("ensemble_size must be at least 1")
+    for name in ("label_smoothing", "weight_averaging", "validation_fraction"):
+        if not 0 <= getattr(config, name) < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)}")
     vectorizer = TfidfVectorizer(
         max_tokens=config.max_tokens,
         min_df=config.min_df,

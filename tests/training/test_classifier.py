@@ -439,9 +439,11 @@ def test_ensemble_options_reach_the_cli(tmp_path: Path) -> None:
     assert hyper["wide"] is True and "linear path" in metadata["description"]
     assert metadata["preprocessing"]["ngrams"] == 2
     assert len(metadata["metrics"]["final_training"]["best_epochs"]) == 2
-    for wrong in (["--ngrams", "3"], ["--wide", "maybe"]):
-        with pytest.raises(SystemExit):
+    for wrong in (["--ngrams", "3"], ["--wide", "maybe"], ["--label-smoothing", "1.5"],
+                  ["--ensemble-size", "0"], ["--loss", "hinge"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exited:
             main(["eval", "--data", str(data), *wrong])
+        assert exited.value.code == 2
 
 
 def test_the_recipe_study_reports_seeds_ensembles_and_the_bar(
