@@ -314,23 +314,26 @@ def _fit_member(
     verbose: int | str,
     name: str,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
-    keras.utils.set_random_seed(seed)
-    n_labels = targets.shape[1]
-    if config.validation_fraction == 0:
-        # No early stopping: exactly config.epochs on every text.
-        model = compiled_model(features.shape[1], n_labels, config, name)
+    """One network: early stopping on a validation part, then (with refit_on_all_data) a
+    fresh network on every text for the best epoch count; or, with validation_fraction 0,
+    exactly config.epochs on every text."""
+
+    def fit(
+        x: np.ndarray, y: np.ndarray, epochs: int, **options: Any
+    ) -> tuple[keras.Model, dict[str, list[float]]]:
+        keras.utils.set_random_seed(seed)
+        model = compiled_model(features.shape[1], targets.shape[1], config, name)
         history = model.fit(
-            features,
-            targets,
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            shuffle=True,
-            verbose=verbose,
-        )
-        history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
-        return with_probabilities(model, config), history_dict
+            x, y, epochs=epochs, batch_size=config.batch_size, shuffle=True, verbose=verbose,
+            **options,
+        )  # fmt: skip
+        return model, {key: [float(v) for v in values] for key, values in history.history.items()}
+
+    if config.validation_fraction == 0:
+        model, history = fit(features, targets, config.epochs)
+        return with_probabilities(model, config), history
     # At least one validation text per category, so that small CSVs train too.
-    validation_size = max(n_labels, math.ceil(config.validation_fraction * len(features)))
+    validation_size = max(targets.shape[1], math.ceil(config.validation_fraction * len(features)))
     train_x, validation_x, train_y, validation_y = train_test_split(
         features,
         targets,
@@ -338,38 +341,24 @@ def _fit_member(
         stratify=label_ids,
         random_state=seed,
     )
-    model = compiled_model(features.shape[1], n_labels, config, name)
     with tempfile.TemporaryDirectory(prefix="classifier-checkpoint-") as checkpoint_dir:
         checkpoint = Path(checkpoint_dir) / "best.weights.h5"
-        history = model.fit(
+        model, history = fit(
             train_x,
             train_y,
+            config.epochs,
             validation_data=(validation_x, validation_y),
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            shuffle=True,
             callbacks=[
                 keras.callbacks.ModelCheckpoint(
                     checkpoint, monitor="val_loss", save_best_only=True, save_weights_only=True
                 ),
                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
             ],
-            verbose=verbose,
         )
         model.load_weights(checkpoint)
-    history_dict = {key: [float(v) for v in values] for key, values in history.history.items()}
     if config.refit_on_all_data:
-        keras.utils.set_random_seed(seed)
-        model = compiled_model(features.shape[1], n_labels, config, name)
-        model.fit(
-            features,
-            targets,
-            epochs=_best_epoch(history_dict),
-            batch_size=config.batch_size,
-            shuffle=True,
-            verbose=verbose,
-        )
-    return with_probabilities(model, config), history_dict
+        model, _ = fit(features, targets, _best_epoch(history))
+    return with_probabilities(model, config), history
 
 
 def baseline_predictions(
