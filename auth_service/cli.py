@@ -79,8 +79,17 @@ def _parser() -> argparse.ArgumentParser:
     tokens = commands.add_parser("tokens", help="manage access tokens").add_subparsers(
         dest="action", required=True
     )
-    revoke = tokens.add_parser("revoke", help="revoke an access token of any client")
-    revoke.add_argument("token", metavar="TOKEN", help="the token, or - to read it from stdin")
+    revoke = tokens.add_parser(
+        "revoke",
+        help="revoke an access token of any client",
+        # Tokens are base64url, so one in 64 begins with "-" and would be read as an option.
+        epilog="A token that begins with '-' goes after '--': tokens revoke -- TOKEN.",
+    )
+    revoke.add_argument(
+        "token",
+        metavar="TOKEN",
+        help="the token (after -- if it begins with -), or - to read it from stdin",
+    )
     revoke.set_defaults(run=_revoke_token)
     prune = tokens.add_parser("prune", help="delete expired tokens now")
     prune.set_defaults(run=_prune_tokens)

@@ -54,7 +54,8 @@ def test_clients_and_tokens_are_managed_from_the_command_line(
         assert http.post("/oauth2/token", data=GRANT, auth=rotated.basic).status_code == 200
         assert check(http, token).status_code == 200  # rotation keeps issued tokens
 
-        run_cli(database, "tokens", "revoke", token)
+        # "--" keeps a token that begins with "-" (one in 64) from being read as an option.
+        run_cli(database, "tokens", "revoke", "--", token)
         assert check(http, token).status_code == 401
 
         from_stdin = token_for(http, rotated)
@@ -81,6 +82,8 @@ def test_refused_commands_exit_non_zero_with_a_message(tmp_path: Path) -> None:
         ("clients", "disable", "nobody"): (1, "no client"),
         ("clients", "rotate-secret", "nobody"): (1, "no client"),
         ("tokens", "revoke", "never-issued"): (1, "no such token"),
+        ("tokens", "revoke", "--", "-dash-first"): (1, "no such token"),
+        ("tokens", "revoke", "-dash-first"): (2, "required: TOKEN"),
         ("clients",): (2, "required"),
     }
     for args, (code, message) in cases.items():
