@@ -78,6 +78,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "squared hinge": {"loss": "squared_hinge"},
     # Five small networks cost about what one of 80 units does.
     "bigrams+smoothing, 16 units": {"ngrams": 2, "label_smoothing": 0.1, "hidden_units": 16},
+    # Weight decay (an L2 penalty on the weights), the regularizer of the linear baselines.
+    **{
+        f"bigrams+smoothing+l2 {l2:g}": {"ngrams": 2, "label_smoothing": 0.1, "l2": l2}
+        for l2 in (1e-5, 1e-4, 1e-3)
+    },
 }
 BASE_CONFIG = TrainingConfig(
     max_tokens=10_000,

@@ -423,6 +423,21 @@ def test_label_smoothing_keeps_probabilities_off_zero_and_one(dataset: NewsDatas
     assert smoothed.predict(dataset.texts).max() < 0.9
 
 
+def test_the_l2_penalty_shrinks_the_weights(dataset: NewsDataset) -> None:
+    """Same seed, same data: the penalized network's kernels are smaller, and it still fits."""
+    config = replace(TINY, epochs=20, patience=20, learning_rate=0.02)
+    labels = dataset.label_ids, len(dataset.labels)
+
+    def kernel_norm(fitted: FittedClassifier) -> float:
+        return sum(float(np.sum(w**2)) for w in fitted.model.get_weights() if w.ndim == 2)
+
+    plain = fit_classifier(dataset.texts, *labels, config, seed=0, verbose=0)
+    penalized = fit_classifier(dataset.texts, *labels, replace(config, l2=0.01), seed=0, verbose=0)
+    assert kernel_norm(penalized) < 0.5 * kernel_norm(plain)
+    predicted = penalized.predict(dataset.texts).argmax(axis=1)
+    assert np.mean(predicted == dataset.label_ids) > 0.9
+
+
 def test_ensemble_options_reach_the_cli(tmp_path: Path) -> None:
     data = write_news_csv(tmp_path / "news.csv", per_topic=8, seed=5)
     out = tmp_path / "models"
@@ -430,17 +445,18 @@ def test_ensemble_options_reach_the_cli(tmp_path: Path) -> None:
         [
             "train", "--data", str(data), "--folds", "0", "--epochs", "1", "--seed", "0",
             "--max-tokens", "60", "--ngrams", "2", "--ensemble-size", "2",
-            "--label-smoothing", "0.05", "--wide", "true", "--out", str(out),
+            "--label-smoothing", "0.05", "--wide", "true", "--l2", "1e-4", "--out", str(out),
         ]
     )  # fmt: skip
     metadata = json.loads((out / "classifier" / "1" / "metadata.json").read_text())
     hyper = metadata["hyperparameters"]
     assert (hyper["ngrams"], hyper["ensemble_size"], hyper["label_smoothing"]) == (2, 2, 0.05)
     assert hyper["wide"] is True and "linear path" in metadata["description"]
+    assert hyper["l2"] == 1e-4
     assert metadata["preprocessing"]["ngrams"] == 2
     assert len(metadata["metrics"]["final_training"]["best_epochs"]) == 2
     for wrong in (["--ngrams", "3"], ["--wide", "maybe"], ["--label-smoothing", "1.5"],
-                  ["--ensemble-size", "0"], ["--loss", "hinge"]):  # fmt: skip
+                  ["--ensemble-size", "0"], ["--loss", "hinge"], ["--l2", "-0.1"]):  # fmt: skip
         with pytest.raises(SystemExit) as exited:
             main(["eval", "--data", str(data), *wrong])
         assert exited.value.code == 2
