@@ -81,8 +81,18 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # Weight decay (an L2 penalty on the weights), the regularizer of the linear baselines.
     **{
         f"bigrams+smoothing+l2 {l2:g}": {"ngrams": 2, "label_smoothing": 0.1, "l2": l2}
-        for l2 in (1e-5, 1e-4, 1e-3)
+        for l2 in (1e-5, 1e-4, 1e-3, 3e-3, 1e-2)
     },
+    "smoothing+l2 0.001": {"label_smoothing": 0.1, "l2": 1e-3},
+    # Trained to convergence rather than stopped at the lowest validation loss: a linear
+    # softmax fitted that way (logistic regression, C = 100) comes within an article of
+    # LinearSVC on these words (docs/models.md, second round).
+    **{
+        f"words, {epochs} epochs": {"validation_fraction": 0.0, "epochs": epochs}
+        for epochs in (30, 60)
+    },
+    "wide, 30 epochs": {"wide": True, "validation_fraction": 0.0, "epochs": 30},
+    "smoothing, 30 epochs": {"label_smoothing": 0.1, "validation_fraction": 0.0, "epochs": 30},
 }
 BASE_CONFIG = TrainingConfig(
     max_tokens=10_000,
