@@ -103,6 +103,9 @@ class TfidfVectorizer:
         self.document_frequency = np.zeros(0, dtype=np.int64)
         self.idf = np.zeros(0, dtype=np.float64)
         self.n_documents = 0
+        # Terms that met min_df when fitted, before max_tokens cut them down (None once
+        # loaded from a file): shows how much of the corpus the cap left out.
+        self.candidate_terms: int | None = None
         self._index: dict[str, int] = {}
 
     @property
@@ -139,6 +142,7 @@ class TfidfVectorizer:
             idf=np.log((1 + len(texts)) / (1 + frequencies)) + 1.0,
             n_documents=len(texts),
         )
+        self.candidate_terms = len(candidates)
         return self
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
@@ -193,6 +197,7 @@ class TfidfVectorizer:
             "ngrams": self.ngrams,
             "sublinear_tf": self.sublinear_tf,
             "vocabulary_size": self.size,
+            **({} if self.candidate_terms is None else {"candidate_terms": self.candidate_terms}),
             "implementation": "modelkit.text.TfidfVectorizer (numpy only)",
         }
 

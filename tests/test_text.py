@@ -192,6 +192,8 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
         assert loaded.vocabulary == vectorizer.vocabulary
         assert (loaded.max_tokens, loaded.min_df, loaded.sublinear_tf) == (5, 1, True)
         np.testing.assert_array_equal(loaded.transform(texts), vectorizer.transform(texts))
+        # A fitting-time figure, not part of the file: the description leaves it out.
+        assert loaded.candidate_terms is None and "candidate_terms" not in loaded.describe()
 
 
 def test_files_of_another_format_are_refused(tmp_path: Path) -> None:
@@ -209,6 +211,8 @@ def test_preprocessing_description_names_the_file_and_steps() -> None:
     description = TfidfVectorizer(max_tokens=4).fit(TEXTS).describe()
     assert description["vectorizer"] == VECTORIZER_FILE
     assert description["vocabulary_size"] == 4
+    # Every distinct token of TEXTS met min_df=1: how many the cap of 4 chose from.
+    assert description["candidate_terms"] == len({t for text in TEXTS for t in tokenize(text)})
     assert any("ln((1 + n_documents) / (1 + df)) + 1" in step for step in description["steps"])
 
 

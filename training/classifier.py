@@ -623,6 +623,18 @@ def export_classifier(
     return version.path
 
 
+def vocabulary_line(vectorizer: TfidfVectorizer) -> str:
+    """How much of the corpus's vocabulary the model reads: a cap that leaves out many useful
+    terms costs accuracy on some corpora (docs/models.md, the outside corpus)."""
+    kept = f"vocabulary: {vectorizer.size:,} terms"
+    if vectorizer.candidate_terms is None:
+        return kept
+    return (
+        f"{kept} of the {vectorizer.candidate_terms:,} in the training texts"
+        f" (--max-tokens {vectorizer.max_tokens}, --vocabulary-selection {vectorizer.selection})"
+    )
+
+
 def train(
     dataset: NewsDataset,
     config: TrainingConfig,
@@ -657,6 +669,7 @@ def train(
             seed=seed,
             verbose=verbose,
         )
+    print(vocabulary_line(fitted.vectorizer))
     metrics["final_training"] = {
         "epochs_run": len(fitted.history["loss"]),
         "training_seconds": round(time.monotonic() - started, 1),
@@ -714,8 +727,9 @@ def main(argv: list[str] | None = None) -> None:
             return
         tf.config.experimental.enable_op_determinism()
         if test_set is not None:
-            results, _ = held_out_evaluate(dataset, test_set, config, seed=args.seed)
+            results, fitted = held_out_evaluate(dataset, test_set, config, seed=args.seed)
             print(format_held_out_report(results))
+            print(vocabulary_line(fitted.vectorizer))
         else:
             print(format_report(cross_validate(dataset, config, seed=args.seed, folds=args.folds)))
     except (ValueError, FileNotFoundError) as error:

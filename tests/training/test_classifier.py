@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -255,6 +256,9 @@ def test_cli_train_with_a_test_set_publishes_the_held_out_figures(
         assert f"| {name} |" in report
     assert "| true \\ predicted | business | sport | tech |" in report
     assert list_versions(out, "classifier") == []
+    kept, seen = map(int, re.search(r"vocabulary: (\d+) terms of the (\d+) ", report).groups())
+    assert kept == min(40, seen)
+    assert "(--max-tokens 40, --vocabulary-selection chi2)" in report
 
     main(["train", "--data", str(train_csv), "--test", str(test_csv), *recipe, "--out", str(out)])
     metadata = json.loads((out / "classifier" / "1" / "metadata.json").read_text())
@@ -267,6 +271,8 @@ def test_cli_train_with_a_test_set_publishes_the_held_out_figures(
     assert metadata["training_data"]["files"]["train.csv"]["sha256"] == sha256_file(train_csv)
     assert metadata["hyperparameters"]["max_tokens"] == 40
     assert metadata["hyperparameters"]["hidden_units"] == 8
+    assert metadata["preprocessing"]["candidate_terms"] == seen
+    assert f"vocabulary: {kept} terms of the {seen} " in capsys.readouterr().out
 
 
 def test_test_categories_that_training_lacks_are_refused(
