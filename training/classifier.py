@@ -265,6 +265,21 @@ def compiled_model(
     return model
 
 
+def fit_features(
+    texts: list[str], label_ids: np.ndarray, config: TrainingConfig
+) -> tuple[TfidfVectorizer, np.ndarray]:
+    """The recipe's vectorizer fitted on `texts` (the labels only for chi2), and their
+    features."""
+    vectorizer = TfidfVectorizer(
+        max_tokens=config.max_tokens,
+        min_df=config.min_df,
+        selection=config.vocabulary_selection,
+        ngrams=config.ngrams,
+    )
+    supervised = config.vocabulary_selection == "chi2"
+    return vectorizer, vectorizer.fit_transform(texts, label_ids if supervised else None)
+
+
 def fit_classifier(
     texts: list[str],
     label_ids: np.ndarray,
@@ -289,14 +304,7 @@ def fit_classifier(
             raise ValueError(f"{name} must be in [0, 1), got {getattr(config, name)}")
     if config.l2 < 0:
         raise ValueError(f"l2 must be at least 0, got {config.l2}")
-    vectorizer = TfidfVectorizer(
-        max_tokens=config.max_tokens,
-        min_df=config.min_df,
-        selection=config.vocabulary_selection,
-        ngrams=config.ngrams,
-    )
-    supervised = config.vocabulary_selection == "chi2"
-    features = vectorizer.fit_transform(texts, label_ids if supervised else None)
+    vectorizer, features = fit_features(texts, label_ids, config)
     targets = keras.utils.to_categorical(label_ids, n_labels)
     members, histories = [], []
     for index in range(config.ensemble_size):
@@ -392,6 +400,21 @@ class UnseenCategoriesError(ValueError):
     """The test set has categories that the training set lacks."""
 
 
+def held_out_label_ids(train_set: NewsDataset, test_set: NewsDataset) -> np.ndarray:
+    """The test set's categories as indices into the training set's labels; a category that
+    training lacks is refused (UnseenCategoriesError)."""
+    labels = train_set.labels
+    unseen = sorted(set(test_set.categories) - set(labels))
+    if unseen:
+        raise UnseenCategoriesError(
+            f"{test_set.path} has categories that {train_set.path} lacks: {', '.join(unseen)};"
+            " a model trained on it can never predict them (drop those rows, or add training"
+            " texts of them)"
+        )
+    index = {label: i for i, label in enumerate(labels)}
+    return np.array([index[category] for category in test_set.categories], dtype=np.int64)
+
+
 def held_out_evaluate(
     train_set: NewsDataset,
     test_set: NewsDataset,
@@ -402,15 +425,7 @@ def held_out_evaluate(
 ) -> tuple[dict[str, Any], FittedClassifier]:
     """Fit the procedure on ``train_set`` only; score it and both baselines on ``test_set``."""
     labels = train_set.labels
-    unseen = sorted(set(test_set.categories) - set(labels))
-    if unseen:
-        raise UnseenCategoriesError(
-            f"{test_set.path} has categories that {train_set.path} lacks: {', '.join(unseen)};"
-            " a model trained on it can never predict them (drop those rows, or add training"
-            " texts of them)"
-        )
-    index = {label: i for i, label in enumerate(labels)}
-    truth = np.array([index[category] for category in test_set.categories], dtype=np.int64)
+    truth = held_out_label_ids(train_set, test_set)
     fitted = fit_classifier(
         train_set.texts, train_set.label_ids, len(labels), config, seed=seed, verbose=verbose
     )

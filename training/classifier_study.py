@@ -2,6 +2,7 @@
 
     python -m training.classifier_study --data bbc_train_0.csv --out study.json
     python -m training.classifier_study --data news.csv --candidates v2 bigrams --seeds 3
+    python -m training.classifier_study --linear-probe --data train.csv [--test test.csv] ...
 
 Each candidate is `TrainingConfig` with a few settings changed (`CANDIDATES`). On the same
 stratified folds as `python -m training.classifier eval` (5, shuffled, random_state 0) it
@@ -16,6 +17,12 @@ vectorizer per fold) and scores on the held-out fold:
 Run it on a training part only, never on the texts of a test set you will report: the
 defaults it picks are then judged on data they were not chosen on (docs/models.md). Results
 are written to `--out` after every candidate, so an interrupted study keeps what it measured.
+
+`--linear-probe` trains no network. It asks whether a gap to LinearSVC lies in the features
+or in the network: LinearSVC and a weakly regularised logistic regression (C = 100, a linear
+softmax fitted close to convergence) are fitted on each candidate's own features
+(`modelkit.text`, its vocabulary settings) and scored beside the baseline. Scoring uses the
+same folds, or `--test` when it is given.
 """
 
 from __future__ import annotations
@@ -29,15 +36,20 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import StratifiedKFold
+from sklearn.svm import LinearSVC
 
 from training.classifier import (
     CV_FOLDS,
     CV_RANDOM_STATE,
+    NewsDataset,
     TrainingConfig,
     baseline_predictions,
     fit_classifier,
+    fit_features,
+    held_out_label_ids,
     read_news_csv,
 )
 
@@ -171,6 +183,67 @@ def study_candidate(
     }
 
 
+PROBE_C = 100.0
+PROBE_MODELS = {
+    "baseline": "LinearSVC, scikit-learn's tf-idf",
+    "linear_svc": "LinearSVC on its features",
+    "logistic_c100": f"LogisticRegression C={PROBE_C:g} on its features",
+}
+
+
+def probe_predictions(
+    train_texts: list[str], train_labels: np.ndarray, test_texts: list[str], config: TrainingConfig
+) -> dict[str, np.ndarray]:
+    """The test texts' predicted labels from the baseline and from both linear models on the
+    candidate's features (keys of PROBE_MODELS)."""
+    vectorizer, train_features = fit_features(train_texts, train_labels, config)
+    test_features = vectorizer.transform(test_texts)
+    return {
+        "baseline": baseline_predictions(train_texts, train_labels, test_texts),
+        "linear_svc": LinearSVC(random_state=CV_RANDOM_STATE)
+        .fit(train_features, train_labels)
+        .predict(test_features),
+        "logistic_c100": LogisticRegression(C=PROBE_C, max_iter=5000)
+        .fit(train_features, train_labels)
+        .predict(test_features),
+    }
+
+
+def probe_candidate(
+    dataset: NewsDataset, test_set: NewsDataset | None, config: TrainingConfig, *, folds: int
+) -> dict[str, list[float]]:
+    """Accuracy of each PROBE_MODELS entry per fold, or on `test_set` (one value each)."""
+    if test_set is not None:
+        truth = held_out_label_ids(dataset, test_set)
+        splits = [(dataset.texts, dataset.label_ids, test_set.texts, truth)]
+    else:
+        texts = np.array(dataset.texts, dtype=object)
+        labels = dataset.label_ids
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=CV_RANDOM_STATE)
+        splits = [
+            (list(texts[train]), labels[train], list(texts[test]), labels[test])
+            for train, test in splitter.split(texts, labels)
+        ]
+    scores: dict[str, list[float]] = {name: [] for name in PROBE_MODELS}
+    for train_texts, train_labels, test_texts, truth in splits:
+        predicted = probe_predictions(train_texts, train_labels, test_texts, config)
+        for name, labels_predicted in predicted.items():
+            scores[name].append(float(accuracy_score(truth, labels_predicted)))
+    return scores
+
+
+def format_probe(results: dict[str, Any]) -> str:
+    """One markdown row per candidate: the mean accuracy of each PROBE_MODELS entry."""
+    lines = [
+        "| candidate's features | " + " | ".join(PROBE_MODELS.values()) + " |",
+        "| --- |" + " --- |" * len(PROBE_MODELS),
+    ]
+    for name, scores in results["candidates"].items():
+        cells = [f"{np.mean(scores[model]):.4f}" for model in PROBE_MODELS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def format_study(results: dict[str, Any]) -> str:
     """One markdown row per candidate: single network (mean, seed range), ensembles, bar."""
     seeds = results["seeds"]
@@ -202,15 +275,44 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="TensorFlow threads (default: all cores)"
     )
+    parser.add_argument(
+        "--linear-probe",
+        action="store_true",
+        help="no networks: LinearSVC and logistic regression on each candidate's features",
+    )
+    parser.add_argument(
+        "--test", type=Path, help="with --linear-probe: score on this CSV instead of folds"
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
+    if args.test is not None and not args.linear_probe:
+        parser.error("--test needs --linear-probe (the network study cross-validates)")
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     tf.config.experimental.enable_op_determinism()
     try:
         dataset = read_news_csv(args.data)
+        if args.linear_probe:
+            test_set = read_news_csv(args.test) if args.test is not None else None
+            results = {
+                "data": dataset.fingerprint(),
+                "test_data": test_set.fingerprint() if test_set is not None else None,
+                "protocol": "held out" if test_set is not None else f"{args.folds}-fold CV",
+                "candidates": {
+                    name: probe_candidate(
+                        dataset,
+                        test_set,
+                        replace(BASE_CONFIG, **CANDIDATES[name]),
+                        folds=args.folds,
+                    )
+                    for name in args.candidates or list(CANDIDATES)
+                },
+            }
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+            print(format_probe(results))
+            return
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
     texts = np.array(dataset.texts, dtype=object)

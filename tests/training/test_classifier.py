@@ -489,3 +489,30 @@ def test_the_recipe_study_reports_seeds_ensembles_and_the_bar(
     assert len(tiny["fold_accuracy"]["linear_svc"]) == 2
     assert tiny["config"]["ensemble_size"] == 3  # one network per seed, fitted together
     assert "| tiny |" in capsys.readouterr().out
+
+
+def test_the_linear_probe_scores_linear_models_on_each_candidates_features(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_csv = write_news_csv(tmp_path / "train.csv", per_topic=10, seed=1)
+    test_csv = write_news_csv(tmp_path / "test.csv", per_topic=5, seed=3)
+    out = tmp_path / "probe.json"
+    argv = ["--linear-probe", "--data", str(train_csv), "--out", str(out)]
+    study.main([*argv, "--test", str(test_csv), "--candidates", "v2", "bigrams"])
+    held_out = json.loads(out.read_text())
+    assert held_out["test_data"]["files"]["test.csv"]["sha256"] == sha256_file(test_csv)
+    train_set, test_set = read_news_csv(train_csv), read_news_csv(test_csv)
+    truth = np.array([train_set.labels.index(c) for c in test_set.categories])
+    baseline = baseline_predictions(train_set.texts, train_set.label_ids, test_set.texts)
+    for name in ("v2", "bigrams"):
+        scores = held_out["candidates"][name]
+        assert set(scores) == set(study.PROBE_MODELS)
+        assert scores["baseline"] == [pytest.approx(np.mean(baseline == truth))]
+        assert all(len(values) == 1 and 0 <= values[0] <= 1 for values in scores.values())
+    assert "| bigrams |" in capsys.readouterr().out
+
+    study.main([*argv, "--folds", "2", "--candidates", "v2"])  # cross-validation: one per fold
+    assert all(len(v) == 2 for v in json.loads(out.read_text())["candidates"]["v2"].values())
+    with pytest.raises(SystemExit) as exited:  # the network study has no --test
+        study.main(["--data", str(train_csv), "--out", str(out), "--test", str(test_csv)])
+    assert exited.value.code == 2
