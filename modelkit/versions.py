@@ -77,6 +77,19 @@ def export_onnx(model: Any, path: Path, input_spec: TensorSpec) -> None:
     model.export(str(path), format="onnx", verbose=False, input_signature=[signature])
 
 
+def rewrite_sparse_input(onnx_path: Path) -> None:
+    """Rewrite the ONNX file's first layer to read only its input's non-zero entries."""
+    import onnx
+
+    from modelkit.sparse_input import sparsify_input
+
+    model = onnx.load(str(onnx_path))
+    if not sparsify_input(model):
+        raise ValueError("sparse_input: the model's input feeds no dense layer to rewrite")
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(onnx_path))
+
+
 def check_parity(
     model: Any, onnx_path: Path, sample_inputs: np.ndarray, tolerance: float = PARITY_TOLERANCE
 ) -> float:
@@ -142,13 +155,16 @@ class VersionWriter:
         outputs: Sequence[TensorSpec | Mapping[str, Any]],
         sample_inputs: np.ndarray,
         tolerance: float = PARITY_TOLERANCE,
+        sparse_input: bool = False,
     ) -> float:
         """Save `model` as `<stem>.keras` and `<stem>.onnx`, parity-checked, under `signature`.
 
         `inputs` and `outputs` describe the tensors (`TensorSpec`, or its JSON form, checked
         the same way): name, dtype, shape (None for the batch axis) and meaning.
-        `sample_inputs` are the PARITY_SAMPLES inputs of the check. Returns the largest
-        Keras/ONNX difference seen.
+        `sample_inputs` are the PARITY_SAMPLES inputs of the check. With `sparse_input`, the
+        ONNX graph's first layer reads only the input's non-zero entries
+        (`modelkit.sparse_input`; same input, same outputs), and the parity check runs on the
+        rewritten graph. Returns the largest Keras/ONNX difference seen.
         """
         input_specs, output_specs = _specs(inputs), _specs(outputs)
         (input_spec,) = input_specs
@@ -156,6 +172,8 @@ class VersionWriter:
         onnx_path = self.staging / f"{stem}.onnx"
         model.save(keras_path)
         export_onnx(model, onnx_path, input_spec)
+        if sparse_input:
+            rewrite_sparse_input(onnx_path)
         sample_inputs = np.asarray(sample_inputs, dtype=input_spec.dtype)
         difference = check_parity(model, onnx_path, sample_inputs, tolerance)
         self.metadata["signatures"][signature] = {
@@ -169,6 +187,8 @@ class VersionWriter:
                 "tolerance": tolerance,
             },
         }
+        if sparse_input:
+            self.metadata["signatures"][signature]["onnx_first_layer"] = "sparse"
         return difference
 
     def publish(self) -> Path:

@@ -17,6 +17,7 @@ from modelkit.text import VECTORIZER_FILE, TfidfVectorizer, load_vectorizer
 pytest.importorskip("keras")
 
 import keras
+import onnx
 
 from training import classifier_study as study
 from training.classifier import (
@@ -110,6 +111,43 @@ def test_smoke_training_exports_a_complete_version(exported: Path, dataset: News
     assert signature["parity"]["max_abs_difference"] <= 1e-5
     assert metadata["preprocessing"]["vectorizer"] == VECTORIZER_FILE
     assert metadata["training_data"]["sizes"]["texts"] == len(dataset.texts)
+
+
+def first_layer_ops(version: Path) -> set[str]:
+    """The ops that read the ONNX graph's tf-idf input directly."""
+    graph = onnx.load(str(version / "model.onnx")).graph
+    return {node.op_type for node in graph.node if "tfidf" in node.input}
+
+
+def test_the_onnx_first_layer_reads_only_non_zero_terms_unless_asked_dense(
+    exported: Path, fitted: FittedClassifier, dataset: NewsDataset, tmp_path: Path
+) -> None:
+    signature = json.loads((exported / "metadata.json").read_text())["signatures"]
+    assert signature["serving_default"]["onnx_first_layer"] == "sparse"
+    assert "MatMul" not in first_layer_ops(exported)
+    assert {"Reshape", "Shape"} <= first_layer_ops(exported)  # blocks, then a gather
+
+    dense = export_classifier(
+        fitted, dataset, TINY, seed=0, out=tmp_path, metrics={}, sparse_input=False
+    )
+    assert "onnx_first_layer" not in json.loads((dense / "metadata.json").read_text())[
+        "signatures"]["serving_default"]  # fmt: skip
+    assert first_layer_ops(dense) == {"MatMul"}
+    features = TfidfVectorizer.load(exported / VECTORIZER_FILE).transform(
+        [*dataset.texts, "", "no word of the vocabulary"]  # empty rows too
+    )
+    sparse_model = load_model(exported.parent.parent, "classifier")
+    dense_model = load_model(tmp_path, "classifier")
+    np.testing.assert_allclose(
+        sparse_model.predict(features), dense_model.predict(features), atol=1e-6
+    )
+
+    data = write_news_csv(tmp_path / "news.csv", per_topic=6, seed=2)
+    argv = ["--data", str(data), "--epochs", "1", "--folds", "0", "--out", str(tmp_path / "cli")]
+    main(["train", *argv, "--sparse-input", "false"])
+    assert first_layer_ops(tmp_path / "cli" / "classifier" / "1") == {"MatMul"}
+    main(["train", *argv])
+    assert "MatMul" not in first_layer_ops(tmp_path / "cli" / "classifier" / "2")
 
 
 def test_onnx_and_keras_outputs_match(exported: Path, dataset: NewsDataset) -> None:
@@ -345,7 +383,7 @@ def test_an_ensemble_is_published_as_the_mean_of_its_networks(
 
 
 def test_the_wide_path_is_a_linear_map_from_the_tfidf_to_the_logits(
-    dataset: NewsDataset,
+    dataset: NewsDataset, tmp_path: Path
 ) -> None:
     fitted = fit_classifier(
         dataset.texts, dataset.label_ids, len(dataset.labels), replace(TINY, wide=True),
@@ -361,6 +399,10 @@ def test_the_wide_path_is_a_linear_map_from_the_tfidf_to_the_logits(
     logits = features @ kernel + bias
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(fitted.predict(dataset.texts[:5]), expected, atol=1e-5)
+    # Exported, both products of the tf-idf (hidden layer and wide path) are one gather.
+    export_classifier(fitted, dataset, replace(TINY, wide=True), seed=0, out=tmp_path, metrics={})
+    served = load_model(tmp_path, "classifier")
+    np.testing.assert_allclose(served.predict(features), expected, atol=1e-5)
 
 
 def test_without_a_validation_part_training_runs_the_epochs_asked_on_every_text(

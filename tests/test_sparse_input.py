@@ -1,0 +1,119 @@
+"""modelkit.sparse_input: the rewritten first layer computes the dense product's result on
+every kind of row (empty, negative, dense, one wide block padded), for every shape of first
+layer the classifier exports (one network, an ensemble, a wide path), at every batch size."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from modelkit.sparse_input import SCATTER_OPSET, block_size, sparsify_input
+
+
+def dense_network(width: int, hidden: list[int], *, identity: bool = False) -> onnx.ModelProto:
+    """x [N, width] -> one MatMul per entry of `hidden` (+ bias, relu), summed into 3 logits,
+    softmax: an ensemble's members or a wide path beside the hidden layer."""
+    rng = np.random.default_rng(width)
+    source = "x"
+    nodes, initializers = [], []
+    if identity:  # what an inference-time Dropout exports as
+        nodes.append(helper.make_node("Identity", ["x"], ["x_copy"]))
+        source = "x_copy"
+    logits = []
+    for index, units in enumerate(hidden):
+        w = numpy_helper.from_array(rng.normal(size=(width, units)).astype(np.float32), f"w{index}")
+        b = numpy_helper.from_array(rng.normal(size=units).astype(np.float32), f"b{index}")
+        v = numpy_helper.from_array(rng.normal(size=(units, 3)).astype(np.float32), f"v{index}")
+        initializers += [w, b, v]
+        nodes += [
+            helper.make_node("MatMul", [source, f"w{index}"], [f"h{index}"]),
+            helper.make_node("Add", [f"h{index}", f"b{index}"], [f"a{index}"]),
+            helper.make_node("Relu", [f"a{index}"], [f"r{index}"]),
+            helper.make_node("MatMul", [f"r{index}", f"v{index}"], [f"l{index}"]),
+        ]
+        logits.append(f"l{index}")
+    nodes += [
+        helper.make_node("Sum", logits, ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["y"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])],
+        initializer=initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def rows(width: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    x = np.zeros((6, width), dtype=np.float32)
+    x[0, rng.choice(width, 5, replace=False)] = rng.random(5)  # a few terms
+    x[2, :] = rng.normal(size=width)  # every entry, negative ones too
+    x[3, [0, width - 1]] = [-0.5, 0.25]  # the first and the last column (a padded block)
+    x[4, rng.choice(width, 3, replace=False)] = -rng.random(3)  # negative only
+    return x  # rows 1 and 5 stay empty
+
+
+@pytest.mark.parametrize(
+    ("width", "hidden", "identity"),
+    [(48, [8], False), (37, [8], False), (40, [4, 6, 5], False), (24, [8, 3], True)],
+    ids=["one-network", "padded-width", "ensemble", "wide-after-identity"],
+)
+def test_the_rewrite_computes_the_dense_products_result(
+    width: int, hidden: list[int], identity: bool
+) -> None:
+    dense = dense_network(width, hidden, identity=identity)
+    sparse = dense_network(width, hidden, identity=identity)
+    assert sparsify_input(sparse) == len(hidden)
+    onnx.checker.check_model(sparse, full_check=True)
+    # No MatMul reads the input any more: the first layer is a gather.
+    first = {"x", "x_copy"}
+    assert not [n for n in sparse.graph.node if n.op_type == "MatMul" and n.input[0] in first]
+    assert [o.version for o in sparse.opset_import if o.domain == ""] == [SCATTER_OPSET]
+    x = rows(width)
+    for batch in (x, x[:1], x[1:2], x[:0]):
+        expected = run(dense, batch)
+        np.testing.assert_allclose(run(sparse, batch), expected, atol=1e-5)
+        assert run(sparse, batch).shape == (len(batch), 3)
+
+
+def test_a_model_whose_input_feeds_no_constant_matmul_is_left_alone() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Softmax", ["x"], ["y"], axis=-1)],
+        "softmax",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    before = model.SerializeToString()
+    assert sparsify_input(model) == 0
+    assert model.SerializeToString() == before
+
+
+def test_a_model_of_two_inputs_is_refused() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "z"], ["y"])],
+        "two",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+    )
+    with pytest.raises(ValueError, match="one input, not 2"):
+        sparsify_input(helper.make_model(graph))
+
+
+def test_block_size_prefers_a_divisor_of_the_width() -> None:
+    assert block_size(10_000) == (16, 0)
+    assert block_size(29_421) == (21, 0)  # 21 x 1,401: no copy of the input to pad it
+    assert block_size(37) == (16, 11)  # prime: padded to 48
+    assert block_size(8) == (8, 0)
