@@ -29,10 +29,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SCATTER_OPSET", "sparsify_input"]
+__all__ = ["block_size", "sparsify_input"]
 
-# ScatterND's `reduction="add"`, the step that sums each row's gathered terms, is opset 16.
-SCATTER_OPSET = 16
 # From opset 18 the reductions take their axes as an input instead of an attribute.
 _AXES_INPUT_OPSET = 18
 _PREFIX = "sparse_input/"
@@ -51,7 +49,7 @@ def block_size(width: int) -> tuple[int, int]:
 def sparsify_input(model: Any) -> int:
     """Rewrite `model` (an `onnx.ModelProto`, in place) as above; return how many products
     were rewritten (0: the input feeds no constant MatMul, and nothing changed)."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     graph = model.graph
     initializers = {tensor.name: tensor for tensor in graph.initializer}
@@ -75,7 +73,7 @@ def sparsify_input(model: Any) -> int:
     widths = [int(w.shape[1]) for w in weights]
     stacked = np.concatenate(weights, axis=1).astype(np.float32, copy=False)
     size, padding = block_size(int(stacked.shape[0]))
-    opset = max(_onnx_opset(model), SCATTER_OPSET)
+    opset = _onnx_opset(model)
 
     def name(suffix: str) -> str:
         return _PREFIX + suffix
@@ -92,9 +90,7 @@ def sparsify_input(model: Any) -> int:
         ints(1, "one"),
         ints([1], "axis1"),
         ints([2], "axis2"),
-        ints([0], "start"),
-        ints([1], "stop"),
-        ints([stacked.shape[1]], "width"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), name("zero_value")),
     ]
     make = helper.make_node
     if padding:
@@ -131,25 +127,18 @@ def sparsify_input(model: Any) -> int:
         make("Gather", [name("block_column"), name("entry_block")], [name("first")], axis=0),
         make("Mul", [name("first"), name("block_size")], [name("base")]),
         make("Add", [name("base"), name("offset")], [name("cols")]),
-        make("Gather", [name("weights"), name("cols")], [name("gathered")], axis=0),
-        make("Unsqueeze", [name("values"), name("axis1")], [name("scale")]),
-        make("Mul", [name("gathered"), name("scale")], [name("terms")]),  # [nnz, H]
-        make("Unsqueeze", [name("rows"), name("axis1")], [name("row_index")]),
+        make("Gather", [name("weights"), name("cols")], [name("gathered")], axis=0),  # [nnz, H]
+        # Each text's sum of its gathered rows, as a product by S[N, nnz] (S[n, e] = the entry's
+        # value where entry e is in text n, else 0): a MatMul is deterministic and exact in
+        # its zeros. ScatterND's reduction="add" would be cheaper, but ONNX Runtime runs it on
+        # several threads that race on a text's row (wrong sums, 86 runs in 200).
         make("Shape", [graph_input], [name("input_shape")]),
-        make("Slice", [name("input_shape"), name("start"), name("stop")], [name("batch")]),
-        make("Concat", [name("batch"), name("width")], [name("out_shape")], axis=0),
-        make(
-            "ConstantOfShape",
-            [name("out_shape")],
-            [name("zeros")],
-            value=helper.make_tensor(name("zero_value"), TensorProto.FLOAT, [1], [0.0]),
-        ),
-        make(
-            "ScatterND",
-            [name("zeros"), name("row_index"), name("terms")],
-            [sum_output],
-            reduction="add",
-        ),
+        make("Gather", [name("input_shape"), name("zero")], [name("batch")], axis=0),
+        make("Range", [name("zero"), name("batch"), name("one")], [name("texts")]),
+        make("Unsqueeze", [name("texts"), name("axis1")], [name("text_column")]),  # [N, 1]
+        make("Equal", [name("text_column"), name("rows")], [name("owns")]),  # [N, nnz]
+        make("Where", [name("owns"), name("values"), name("zero_value")], [name("spread")]),
+        make("MatMul", [name("spread"), name("gathered")], [sum_output]),
     ]
     if len(products) > 1:
         constants.append(ints(widths, "widths"))
@@ -165,7 +154,6 @@ def sparsify_input(model: Any) -> int:
     used = {value for node in graph.node for value in node.input}
     for tensor in [t for t in graph.initializer if t.name not in used]:
         graph.initializer.remove(tensor)
-    _set_onnx_opset(model, opset)
     return len(products)
 
 
@@ -179,11 +167,3 @@ def _single_input(graph: Any, initializers: dict[str, Any]) -> str:
 
 def _onnx_opset(model: Any) -> int:
     return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=1)
-
-
-def _set_onnx_opset(model: Any, version: int) -> None:
-    # Opsets 15 -> 16 change none of the ops a dense network uses (MatMul, Add, Relu, Softmax,
-    # Identity, Mean); the export's parity check runs the rewritten graph against Keras.
-    for opset in model.opset_import:
-        if opset.domain in ("", "ai.onnx"):
-            opset.version = version
