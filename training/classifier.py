@@ -586,9 +586,10 @@ def export_classifier(
     seed: int,
     out: Path,
     metrics: dict[str, Any],
-    sparse_input: bool = True,
+    sparse_input: str = "auto",
 ) -> Path:
-    """Publish the Keras/ONNX model, vectorizer.json, curves and metadata as a new version."""
+    """Publish the Keras/ONNX model, vectorizer.json, curves and metadata as a new version.
+    `sparse_input`: "true", "false" or "auto" (see `wants_sparse_input`)."""
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(dataset.texts), PARITY_SAMPLES, replace=len(dataset.texts) < 32)
     labels = dataset.labels
@@ -614,10 +615,9 @@ def export_classifier(
                 }
             ],
             sample_inputs=fitted.vectorizer.transform([dataset.texts[i] for i in sample]),
-            # A tf-idf row has tens to hundreds of non-zero entries among thousands: a gather
-            # of those rows of the first layer costs a fraction of the dense product, and does
-            # not grow with the input width or the number of averaged networks.
-            sparse_input=sparse_input,
+            sparse_input=wants_sparse_input(
+                sparse_input, fitted.vectorizer.size, config, len(labels)
+            ),
         )
         fitted.vectorizer.save(version.path / VECTORIZER_FILE)
         plot_history(fitted.history, version.path / "training_curves.png", "News classifier")
@@ -643,6 +643,33 @@ def export_classifier(
     return version.path
 
 
+# "auto" exports a sparse first layer from twice version 2's first layer (10,000 x 64) up. At
+# version 2's size it saves 4-11% per short text and costs 24% more per whole article at batch
+# 32; at three times that size (3 networks) the dense product costs 1.9-2.1x version 2's time
+# per short text, the sparse layer 0.98-1.10x (docs/benchmarks.md, "Sparse first layer").
+SPARSE_INPUT_MIN_WEIGHTS = 2 * 10_000 * 64
+SPARSE_INPUT_CHOICES = ("auto", "true", "false")
+
+
+def first_layer_weights(vocabulary_size: int, config: TrainingConfig, n_labels: int) -> int:
+    """How many weights read the tf-idf row: every network's hidden layer, and its wide path."""
+    units = config.hidden_units + (n_labels if config.wide else 0)
+    return vocabulary_size * units * config.ensemble_size
+
+
+def wants_sparse_input(
+    setting: str, vocabulary_size: int, config: TrainingConfig, n_labels: int
+) -> bool:
+    """Whether to export the first layer as a gather of the non-zero terms
+    (`modelkit.sparse_input`): the same outputs, a cost that follows the texts' terms instead of
+    the layer's size. "auto": when the layer has at least SPARSE_INPUT_MIN_WEIGHTS weights."""
+    if setting not in SPARSE_INPUT_CHOICES:
+        raise ValueError(f"sparse_input must be one of {SPARSE_INPUT_CHOICES}, not {setting!r}")
+    if setting != "auto":
+        return setting == "true"
+    return first_layer_weights(vocabulary_size, config, n_labels) >= SPARSE_INPUT_MIN_WEIGHTS
+
+
 def vocabulary_line(vectorizer: TfidfVectorizer) -> str:
     """How much of the corpus's vocabulary the model reads: a cap that leaves out many useful
     terms costs accuracy on some corpora (docs/models.md, the outside corpus)."""
@@ -664,11 +691,11 @@ def train(
     folds: int = CV_FOLDS,
     test_set: NewsDataset | None = None,
     verbose: int | str = "auto",
-    sparse_input: bool = True,
+    sparse_input: str = "auto",
 ) -> Path:
     """Cross-validate the procedure (or, with a test set, score it there), fit it on the whole
-    training CSV, publish a version; its path. `sparse_input`: the ONNX graph's first layer
-    reads only the non-zero tf-idf entries (`modelkit.sparse_input`; the same outputs)."""
+    training CSV, publish a version; its path. `sparse_input`: whether the ONNX graph's first
+    layer reads only the non-zero tf-idf entries ("true", "false", "auto")."""
     tf.config.experimental.enable_op_determinism()
     metrics: dict[str, Any] = {}
     started = time.monotonic()
@@ -739,10 +766,11 @@ def main(argv: list[str] | None = None) -> None:
     commands.choices["train"].add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
     commands.choices["train"].add_argument(
         "--sparse-input",
-        type=_boolean,
-        default=True,
-        help="the ONNX model's first layer reads only the non-zero tf-idf entries (the same"
-        " outputs, a fraction of the cost); false: the dense product (default true)",
+        choices=SPARSE_INPUT_CHOICES,
+        default="auto",
+        help="true: the ONNX model's first layer reads only the non-zero tf-idf entries (the"
+        " same outputs; its cost follows the texts' terms, not the layer's size); false: the"
+        " dense product; auto: sparse from twice version 2's first layer up (default auto)",
     )
     args = parser.parse_args(argv)
 

@@ -15,6 +15,7 @@ from tests.harness import PROJECT_ROOT
 MEASURES = [
     "in-process batch 1 (µs/text)",
     "in-process batch 32 (µs/text)",
+    "in-process batch 32, article (µs/text)",
     "app c=1 (req/s)",
     "app c=32 (req/s)",
 ]
