@@ -1,6 +1,7 @@
 """News-topic classifier: tf-idf features -> dense network -> softmax over the categories.
 
     python -m training.classifier train [--data news.csv] [--test test.csv] [--out models/]
+        [--sparse-input auto|true|false]
     python -m training.classifier eval [--data news.csv] [--test test.csv]
         [--epochs N] [--seed S] [--max-tokens N] [--hidden-units N] [--dropout P] ...
 
@@ -11,7 +12,9 @@ same code the service runs; it is saved as `vectorizer.json` in the model versio
 
 Training holds out a stratified tenth of the data for early stopping on the validation loss
 (best epoch checkpointed), then trains the network afresh on all the texts for that many epochs;
-the vectorizer is fitted on all the training texts.
+the vectorizer is fitted on all the training texts. The ONNX export's first layer is a gather of
+each text's non-zero terms (`modelkit.sparse_input`) when the layer is large enough for that to
+pay (`--sparse-input auto`); its outputs are the dense network's.
 `eval` measures that procedure by 5-fold stratified cross-validation (shuffled, random_state 0)
 against scikit-learn's `TfidfVectorizer(sublinear_tf=True)` + `LinearSVC` on the same folds.
 `train` runs the same cross-validation first and stores it in the version's metrics, then fits
