@@ -49,11 +49,13 @@ def block_size(width: int) -> tuple[int, int]:
 def sparsify_input(model: Any) -> int:
     """Rewrite `model` (an `onnx.ModelProto`, in place) as above; return how many products
     were rewritten (0: the input feeds no constant MatMul, and nothing changed)."""
-    from onnx import helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
     initializers = {tensor.name: tensor for tensor in graph.initializer}
     graph_input = _single_input(graph, initializers)
+    if _elem_type(graph, graph_input) != TensorProto.FLOAT:
+        return 0  # the gathered weights are float32, as the classifier's tf-idf
     inputs = {graph_input}
     # Identity nodes (an inference-time Dropout) pass the input on unchanged.
     for node in graph.node:
@@ -66,12 +68,13 @@ def sparsify_input(model: Any) -> int:
         and node.input[0] in inputs
         and node.input[1] in initializers
         and len(initializers[node.input[1]].dims) == 2
+        and initializers[node.input[1]].data_type == TensorProto.FLOAT
     ]
     if not products:
         return 0
     weights = [numpy_helper.to_array(initializers[node.input[1]]) for node in products]
     widths = [int(w.shape[1]) for w in weights]
-    stacked = np.concatenate(weights, axis=1).astype(np.float32, copy=False)
+    stacked = np.concatenate(weights, axis=1)
     size, padding = block_size(int(stacked.shape[0]))
     opset = _onnx_opset(model)
 
@@ -130,8 +133,9 @@ def sparsify_input(model: Any) -> int:
         make("Gather", [name("weights"), name("cols")], [name("gathered")], axis=0),  # [nnz, H]
         # Each text's sum of its gathered rows, as a product by S[N, nnz] (S[n, e] = the entry's
         # value where entry e is in text n, else 0): a MatMul is deterministic and exact in
-        # its zeros. ScatterND's reduction="add" would be cheaper, but ONNX Runtime runs it on
-        # several threads that race on a text's row (wrong sums, 86 runs in 200).
+        # its zeros, but grows with the batch times its entries (the cost of 32 whole articles
+        # in one batch). ScatterND's reduction="add" would be linear, but ONNX Runtime runs it
+        # on threads that race on a text's row: wrong sums in 86 of 200 runs with 2 threads.
         make("Shape", [graph_input], [name("input_shape")]),
         make("Gather", [name("input_shape"), name("zero")], [name("batch")], axis=0),
         make("Range", [name("zero"), name("batch"), name("one")], [name("texts")]),
@@ -163,6 +167,11 @@ def _single_input(graph: Any, initializers: dict[str, Any]) -> str:
     if len(names) != 1:
         raise ValueError(f"the sparse-input rewrite needs a model of one input, not {len(names)}")
     return names[0]
+
+
+def _elem_type(graph: Any, name: str) -> int:
+    (value,) = [value for value in graph.input if value.name == name]
+    return int(value.type.tensor_type.elem_type)
 
 
 def _onnx_opset(model: Any) -> int:

@@ -121,6 +121,17 @@ def test_a_model_whose_input_feeds_no_constant_matmul_is_left_alone() -> None:
     assert model.SerializeToString() == before
 
 
+def test_a_float64_model_is_left_alone() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "double",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [None, 2])],
+        initializer=[numpy_helper.from_array(np.ones((4, 2)), "w")],
+    )
+    assert sparsify_input(helper.make_model(graph)) == 0
+
+
 def test_a_model_of_two_inputs_is_refused() -> None:
     graph = helper.make_graph(
         [helper.make_node("Add", ["x", "z"], ["y"])],
