@@ -1,6 +1,7 @@
 """`python -m modelkit`: put models into the repository.
 
     python -m modelkit import PATH --name NAME [--labels a,b,c | --labels-file F] [--out models/]
+        [--sparse-input]
     python -m modelkit promote VERSION_DIR [--out models/]
 
 `import` publishes an `.onnx` or `.keras` file of your own as the next version of NAME
@@ -42,6 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     importing.add_argument("--labels-file", type=Path, help="class labels, one per line")
     importing.add_argument("--description", help="what the model does, for its metadata")
     importing.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="the repository")
+    importing.add_argument(
+        "--sparse-input",
+        action="store_true",
+        help="rewrite the dense layers that read the input to read only its non-zero entries"
+        " (bag-of-words, tf-idf, one-hot inputs); checked against the original",
+    )
     promoting = commands.add_parser("promote", help="copy a version in as the next version")
     promoting.add_argument("source", type=Path, help="a version directory, .../<name>/<n>")
     promoting.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
@@ -50,7 +57,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "import":
             from modelkit.importer import import_model
 
-            path = import_model(args.path, args.name, args.out, _labels(args), args.description)
+            path = import_model(
+                args.path,
+                args.name,
+                args.out,
+                _labels(args),
+                args.description,
+                sparse_input=args.sparse_input,
+            )
         else:
             from modelkit.versions import promote
 

@@ -12,6 +12,11 @@ running service picks it up at its next poll (or `POST /v1/models/<name>/reload`
 
 What the server can run: one input whose first axis is the batch (dynamic), numeric tensors
 in and out (the Open Inference Protocol's FP16/32/64, INT8-64, UINT8-64 and BOOL).
+
+With `--sparse-input`, a model whose float32 input feeds dense layers directly (bag-of-words,
+tf-idf, one-hot features: mostly zeros) gets those layers rewritten to read only the non-zero
+entries (`modelkit.sparse_input`), and the rewritten graph is checked against the original (an
+ONNX file) or the Keras model on sample rows that are mostly zeros.
 """
 
 from __future__ import annotations
@@ -26,7 +31,13 @@ import numpy as np
 from modelkit.errors import ModelRepositoryError
 from modelkit.metadata import TensorSpec, tensors_json
 from modelkit.repository import sha256_file
-from modelkit.versions import PARITY_SAMPLES, VersionWriter
+from modelkit.versions import (
+    PARITY_SAMPLES,
+    PARITY_TOLERANCE,
+    NothingToRewrite,
+    VersionWriter,
+    rewrite_sparse_input,
+)
 
 # ONNX Runtime's type names of the tensors the runtimes can feed and return.
 ONNX_DTYPES = {
@@ -44,6 +55,9 @@ ONNX_DTYPES = {
     "tensor(bool)": "bool",
 }
 SIGNATURE = "serving_default"
+_SPARSE_HINT = (
+    "(it rewrites MatMul nodes with constant float32 weights that read the float32 input)"
+)
 CHECK_ROWS = 2
 _NAME_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -77,6 +91,40 @@ def _sample(spec: TensorSpec, rows: int, seed: int = 0) -> np.ndarray:
     if dtype.kind == "b":
         return rng.integers(0, 2, shape).astype(bool)
     return rng.integers(0, 2, shape).astype(dtype)
+
+
+def _sparse_sample(spec: TensorSpec, rows: int, seed: int = 0) -> np.ndarray:
+    """Rows like `_sample`'s with about 95% of the entries zero, the first row whole and the
+    last all zero: what a sparse first layer must get right."""
+    sample = _sample(spec, rows, seed)
+    keep = np.random.default_rng(seed + 1).random(sample.shape) < 0.05
+    keep[0] = True
+    keep[-1] = False
+    return np.where(keep, sample, 0).astype(sample.dtype)
+
+
+def _rewrite_onnx(path: Path, inputs: list[TensorSpec]) -> dict[str, Any]:
+    """Rewrite the ONNX copy at `path` to a sparse first layer; check it against the original
+    on sample rows; the parity block for the metadata."""
+    import onnxruntime as ort
+
+    (spec,) = inputs
+    original = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    try:
+        rewrite_sparse_input(path)
+    except NothingToRewrite as exc:
+        raise ImportRefused(f"--sparse-input: {exc} {_SPARSE_HINT}") from None
+    sample = _sparse_sample(spec, PARITY_SAMPLES)
+    rewritten = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = original.run(None, {spec.name: sample})
+    actual = rewritten.run(None, {spec.name: sample})
+    worst = max(
+        float(np.max(np.abs(np.asarray(e, dtype=np.float64) - a), initial=0.0))
+        for e, a in zip(expected, actual, strict=True)
+    )
+    if worst > PARITY_TOLERANCE:
+        raise ImportRefused(f"--sparse-input: the rewritten graph differs by up to {worst:.3g}")
+    return {"samples": len(sample), "max_abs_difference": worst, "tolerance": PARITY_TOLERANCE}
 
 
 def _check_single_batched_input(inputs: list[TensorSpec]) -> TensorSpec:
@@ -155,8 +203,11 @@ def import_model(
     models_dir: str | Path,
     labels: Sequence[str] | None = None,
     description: str | None = None,
+    sparse_input: bool = False,
 ) -> Path:
-    """Publish the model file at `path` as the next version of `name`; returns its directory."""
+    """Publish the model file at `path` as the next version of `name`; returns its directory.
+    `sparse_input`: rewrite the dense layers that read the input to read its non-zero entries
+    only (see the module's docstring)."""
     path = Path(path)
     check_name(name)
     if not path.is_file():
@@ -168,26 +219,36 @@ def import_model(
         if kind == ".onnx":
             inputs, outputs = onnx_signature(path)
             _smoke_check(path, inputs, outputs)
-            shutil.copyfile(path, version.staging / "model.onnx")
+            copy = version.staging / "model.onnx"
+            shutil.copyfile(path, copy)
             version.metadata["signatures"][SIGNATURE] = {
                 "onnx": "model.onnx",
                 "inputs": tensors_json(inputs),
                 "outputs": tensors_json(outputs),
                 "checked": {"samples": CHECK_ROWS, "runtime": "onnxruntime"},
             }
+            if sparse_input:
+                version.metadata["signatures"][SIGNATURE].update(
+                    parity_with_original=_rewrite_onnx(copy, inputs), onnx_first_layer="sparse"
+                )
         else:
             import keras
 
             model = keras.saving.load_model(path, compile=False)
             inputs, outputs = _keras_signature(model)
-            version.export(
-                model,
-                stem="model",
-                signature=SIGNATURE,
-                inputs=inputs,
-                outputs=outputs,
-                sample_inputs=_sample(inputs[0], PARITY_SAMPLES),
-            )
+            sample = _sparse_sample if sparse_input else _sample
+            try:
+                version.export(
+                    model,
+                    stem="model",
+                    signature=SIGNATURE,
+                    inputs=inputs,
+                    outputs=outputs,
+                    sample_inputs=sample(inputs[0], PARITY_SAMPLES),
+                    sparse_input=sparse_input,
+                )
+            except NothingToRewrite as exc:
+                raise ImportRefused(f"--sparse-input: {exc} {_SPARSE_HINT}") from None
         version.metadata.update(
             task="imported",
             imported_from={

@@ -77,6 +77,10 @@ def export_onnx(model: Any, path: Path, input_spec: TensorSpec) -> None:
     model.export(str(path), format="onnx", verbose=False, input_signature=[signature])
 
 
+class NothingToRewrite(ValueError):
+    """A sparse first layer was asked of a model whose input feeds no dense layer."""
+
+
 def rewrite_sparse_input(onnx_path: Path) -> None:
     """Rewrite the ONNX file's first layer to read only its input's non-zero entries."""
     import onnx
@@ -85,7 +89,7 @@ def rewrite_sparse_input(onnx_path: Path) -> None:
 
     model = onnx.load(str(onnx_path))
     if not sparsify_input(model):
-        raise ValueError("sparse_input: the model's input feeds no dense layer to rewrite")
+        raise NothingToRewrite("the model's input feeds no dense layer to rewrite")
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(onnx_path))
 

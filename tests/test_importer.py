@@ -122,6 +122,44 @@ def test_the_cli_imports_with_labels_from_a_file(tmp_path: Path, capsys) -> None
     assert refused.value.code == 2 and "not a file" in capsys.readouterr().err
 
 
+def first_layer_ops(version: Path, input_name: str) -> set[str]:
+    graph = onnx.load(str(version / "model.onnx")).graph
+    return {node.op_type for node in graph.node if input_name in node.input}
+
+
+def test_sparse_input_rewrites_the_layer_reading_the_input_and_checks_it(tmp_path: Path) -> None:
+    source = onnx_file(tmp_path / "own.onnx")
+    models = tmp_path / "models"
+    main(["import", str(source), "--name", "bow", "--sparse-input", "--out", str(models)])
+    version = models / "bow" / "1"
+    signature = json.loads((version / "metadata.json").read_text())["signatures"][
+        "serving_default"]  # fmt: skip
+    assert signature["onnx_first_layer"] == "sparse"
+    assert signature["parity_with_original"]["max_abs_difference"] <= 1e-5
+    assert "MatMul" not in first_layer_ops(version, "x")
+    rows = np.zeros((4, 4), dtype=np.float32)
+    rows[0, 2], rows[1] = 0.5, [1.0, -2.0, 0.0, 3.0]  # row 2 and 3 stay empty
+    outputs = load_model(models, "bow").run(rows)
+    np.testing.assert_allclose(outputs["y"], rows @ WEIGHTS, atol=1e-6)
+    np.testing.assert_array_equal(outputs["best"], (rows @ WEIGHTS).argmax(axis=1))
+
+
+def test_sparse_input_is_refused_when_no_dense_layer_reads_the_input(tmp_path: Path) -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+    )
+    source = tmp_path / "relu.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    source.write_bytes(model.SerializeToString())
+    with pytest.raises(ImportRefused, match="--sparse-input: the model's input feeds no dense"):
+        import_model(source, "relu", tmp_path / "models", sparse_input=True)
+    assert not list((tmp_path / "models" / "relu").glob("[0-9]*"))  # nothing published
+
+
 @pytest.mark.slow
 def test_a_keras_file_goes_through_the_export_and_its_parity_check(tmp_path: Path) -> None:
     keras = pytest.importorskip("keras")
@@ -138,4 +176,14 @@ def test_a_keras_file_goes_through_the_export_and_its_parity_check(tmp_path: Pat
     assert {"model.keras", "model.onnx"} <= set(metadata["artifacts"])
     rows = np.random.default_rng(0).normal(size=(3, 5)).astype(np.float32)
     served = load_model(tmp_path / "models", "kerasmodel").predict(rows)
+    np.testing.assert_allclose(served, model(rows).numpy(), atol=1e-5)
+
+    sparse = import_model(tmp_path / "own.keras", "kerasmodel", tmp_path / "models",
+                          sparse_input=True)  # fmt: skip
+    signature = json.loads((sparse / "metadata.json").read_text())["signatures"][
+        "serving_default"]  # fmt: skip
+    assert signature["onnx_first_layer"] == "sparse"
+    assert "MatMul" not in first_layer_ops(sparse, "features")
+    rows[1:, 1:] = 0.0
+    served = load_model(tmp_path / "models", "kerasmodel", version=2).predict(rows)
     np.testing.assert_allclose(served, model(rows).numpy(), atol=1e-5)
