@@ -617,7 +617,9 @@ def export_classifier(
                     "meaning": "softmax over the categories, in the order of `labels`",
                 }
             ],
-            sample_inputs=fitted.vectorizer.transform([dataset.texts[i] for i in sample]),
+            # And a text with no vocabulary term: an all-zero row, which a sparse first layer
+            # must give the dense network's answer for too.
+            sample_inputs=fitted.vectorizer.transform([*(dataset.texts[i] for i in sample), ""]),
             sparse_input=wants_sparse_input(
                 sparse_input, fitted.vectorizer.size, config, len(labels)
             ),

@@ -134,6 +134,7 @@ def test_the_onnx_first_layer_is_a_gather_of_the_non_zero_terms_when_asked(
     )
     signature = json.loads((sparse / "metadata.json").read_text())["signatures"]
     assert signature["serving_default"]["onnx_first_layer"] == "sparse"
+    assert signature["serving_default"]["parity"]["samples"] == 32 + 1  # and an empty text
     assert "MatMul" not in first_layer_ops(sparse)
     assert {"Reshape", "Shape"} <= first_layer_ops(sparse)  # blocks, then a gather
     features = TfidfVectorizer.load(exported / VECTORIZER_FILE).transform(
