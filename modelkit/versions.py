@@ -98,29 +98,50 @@ def check_parity(
     model: Any, onnx_path: Path, sample_inputs: np.ndarray, tolerance: float = PARITY_TOLERANCE
 ) -> float:
     """Run Keras and ONNX Runtime on the same inputs; return the largest absolute difference."""
+    keras_outputs = model(sample_inputs, training=False)
+    if not isinstance(keras_outputs, list | tuple):
+        keras_outputs = [keras_outputs]
+    return compare_outputs(
+        [np.asarray(o) for o in keras_outputs],
+        run_onnx(onnx_path, sample_inputs),
+        tolerance,
+        reference="Keras",
+    )
+
+
+def run_onnx(onnx_path: Path, inputs: np.ndarray) -> list[np.ndarray]:
+    """Every output of the one-input ONNX graph at `onnx_path` on `inputs`."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     (onnx_input,) = session.get_inputs()
-    onnx_outputs = session.run(None, {onnx_input.name: sample_inputs})
-    keras_outputs = model(sample_inputs, training=False)
-    if not isinstance(keras_outputs, list | tuple):
-        keras_outputs = [keras_outputs]
-    if len(keras_outputs) != len(onnx_outputs):
+    return session.run(None, {onnx_input.name: inputs})
+
+
+def compare_outputs(
+    expected: Sequence[np.ndarray],
+    actual: Sequence[np.ndarray],
+    tolerance: float = PARITY_TOLERANCE,
+    *,
+    reference: str,
+) -> float:
+    """The largest absolute difference between the `reference`'s outputs and the ONNX graph's;
+    ExportParityError when they differ in number, shape, or by more than `tolerance`."""
+    if len(expected) != len(actual):
         raise ExportParityError(
-            f"Keras gives {len(keras_outputs)} outputs, ONNX gives {len(onnx_outputs)}"
+            f"{reference} gives {len(expected)} outputs, ONNX gives {len(actual)}"
         )
     worst = 0.0
-    for index, (expected, actual) in enumerate(zip(keras_outputs, onnx_outputs, strict=True)):
-        expected = np.asarray(expected)
-        if expected.shape != actual.shape:
+    for index, (want, got) in enumerate(zip(expected, actual, strict=True)):
+        if want.shape != got.shape:
             raise ExportParityError(
-                f"output {index}: Keras shape {expected.shape}, ONNX shape {actual.shape}"
+                f"output {index}: {reference} shape {want.shape}, ONNX shape {got.shape}"
             )
-        worst = max(worst, float(np.max(np.abs(expected - actual))))
+        difference = np.abs(want.astype(np.float64) - got.astype(np.float64))
+        worst = max(worst, float(np.max(difference, initial=0.0)))
     if worst > tolerance:
         raise ExportParityError(
-            f"ONNX and Keras outputs differ by up to {worst:.3g} (tolerance {tolerance:g})"
+            f"ONNX and {reference} outputs differ by up to {worst:.3g} (tolerance {tolerance:g})"
         )
     return worst
 

@@ -4,6 +4,7 @@ atomic publish)."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from modelkit.__main__ import main
@@ -74,3 +75,17 @@ def test_promote_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 
     assert f"published {models / 'classifier' / '1'}" in capsys.readouterr().out
     assert read_metadata(models, "classifier", 1)["promoted_from"]["version"] == 3
+
+
+def test_compare_outputs_names_the_reference_in_every_refusal() -> None:
+    from modelkit.versions import ExportParityError, compare_outputs
+
+    one = [np.zeros((2, 3), np.float32)]
+    assert compare_outputs(one, [np.full((2, 3), 1e-6, np.float32)], reference="Keras") < 1e-5
+    assert compare_outputs([np.zeros((0, 3))], [np.zeros((0, 3))], reference="Keras") == 0.0
+    with pytest.raises(ExportParityError, match="the original gives 1 outputs, ONNX gives 2"):
+        compare_outputs(one, one * 2, reference="the original")
+    with pytest.raises(ExportParityError, match=r"output 0: Keras shape \(2, 3\)"):
+        compare_outputs(one, [np.zeros((3, 2), np.float32)], reference="Keras")
+    with pytest.raises(ExportParityError, match=r"ONNX and Keras outputs differ by up to 0\.5"):
+        compare_outputs(one, [np.full((2, 3), 0.5, np.float32)], reference="Keras")
