@@ -65,6 +65,12 @@ def write_news_csv(path: Path, per_topic: int = 16, seed: int = 0) -> Path:
     return path
 
 
+def write_split(directory: Path) -> tuple[Path, Path]:
+    """A corpus with its own split: train.csv (10 texts per topic) and test.csv (5 others)."""
+    train_csv = write_news_csv(directory / "train.csv", per_topic=10, seed=1)
+    return train_csv, write_news_csv(directory / "test.csv", per_topic=5, seed=3)
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> NewsDataset:
     return read_news_csv(write_news_csv(tmp_path_factory.mktemp("data") / "news.csv"))
@@ -310,8 +316,7 @@ def test_held_out_scores_the_model_and_both_baselines_on_the_test_rows(tmp_path:
 def test_cli_train_with_a_test_set_publishes_the_held_out_figures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train_csv = write_news_csv(tmp_path / "train.csv", per_topic=10, seed=1)
-    test_csv = write_news_csv(tmp_path / "test.csv", per_topic=5, seed=3)
+    train_csv, test_csv = write_split(tmp_path)
     out = tmp_path / "models"
     recipe = ["--epochs", "1", "--max-tokens", "40", "--hidden-units", "8", "--seed", "0"]
     main(["eval", "--data", str(train_csv), "--test", str(test_csv), *recipe])
@@ -565,8 +570,7 @@ def test_the_recipe_study_reports_seeds_ensembles_and_the_bar(
 def test_the_linear_probe_scores_linear_models_on_each_candidates_features(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    train_csv = write_news_csv(tmp_path / "train.csv", per_topic=10, seed=1)
-    test_csv = write_news_csv(tmp_path / "test.csv", per_topic=5, seed=3)
+    train_csv, test_csv = write_split(tmp_path)
     out = tmp_path / "probe.json"
     argv = ["--linear-probe", "--data", str(train_csv), "--out", str(out)]
     study.main([*argv, "--test", str(test_csv), "--candidates", "v2", "bigrams"])
