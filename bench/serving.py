@@ -3,6 +3,7 @@
     .venv/bin/python bench/serving.py                   # every endpoint whose model exists
     .venv/bin/python bench/serving.py --endpoints classify --duration 5
     .venv/bin/python bench/serving.py --classifier-versions 2 3   # one version against another
+    .venv/bin/python bench/serving.py --op-profile 2              # where a version's time goes
 
 For each endpoint it measures, in one run:
   * the raw ONNX Runtime in-process: samples/s at batch 1 and at batch 32;
@@ -19,6 +20,8 @@ path (`vectorizer.json` then ONNX Runtime, 1 thread) at batch 1 and 32 on a shor
 at batch 32 on a whole article, and the app over HTTP
 at concurrency 1 and 32, each version alone in a copy of the repository; `--rounds` rounds
 interleave the versions, and each ratio is taken within a round before its median.
+`--op-profile VERSION` prints ONNX Runtime's own profile of one classifier version instead: the
+kernel time of each op type on a batch of 32 whole articles.
 The load generator is a minimal keep-alive HTTP/1.1 client so that it costs the server's
 cores as little as possible; it shares the machine with the server all the same.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import os
@@ -478,6 +482,54 @@ def compare_classifier_versions(args: argparse.Namespace) -> dict[str, Any]:
     return {"machine": load_average(), "versions": versions, "rounds": rounds}
 
 
+def profile_classifier_ops(
+    models_dir: Path, version: int, runs: int, batch: int = 32
+) -> dict[str, Any]:
+    """ONNX Runtime's own profiler on one classifier version: kernel time per op type, on
+    `batch` copies of ARTICLE_TEXT, 1 intra-op thread as the app, averaged over `runs`."""
+    import onnxruntime as ort
+
+    from app.routes.classify import load_vectorizer
+    from modelkit.repository import load_model
+
+    model = load_model(models_dir, "classifier", version=version)
+    features = load_vectorizer(model).transform([ARTICLE_TEXT] * batch)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="bench-ort-profile-") as scratch:
+        options.profile_file_prefix = str(Path(scratch) / "ort")
+        onnx_path = models_dir / "classifier" / str(version) / "model.onnx"
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        (onnx_input,) = session.get_inputs()
+        for _ in range(runs):
+            session.run(None, {onnx_input.name: features})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_op: collections.Counter[str] = collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            per_op[event["args"]["op_name"]] += event["dur"] / runs  # µs per run
+    return {
+        "version": version,
+        "batch": batch,
+        "terms_per_text": int((features[0] != 0).sum()),
+        "microseconds_per_batch": dict(per_op.most_common()),
+    }
+
+
+def format_op_profile(profile: dict[str, Any]) -> str:
+    per_op = profile["microseconds_per_batch"]
+    total = sum(per_op.values())
+    lines = [
+        f"classifier version {profile['version']}: {total:.0f} µs of kernel time per batch of "
+        f"{profile['batch']} articles ({profile['terms_per_text']} terms each)",
+        "| op | µs per batch | share |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {op} | {us:.0f} | {us / total:.0%} |" for op, us in per_op.items()]
+    return "\n".join(lines)
+
+
 def format_version_comparison(report: dict[str, Any]) -> str:
     """Medians per version, and the median over rounds of each version's ratio to the first
     (time per text: higher is costlier; for req/s the ratio is inverted likewise)."""
@@ -547,8 +599,21 @@ def main() -> None:
         help="compare the per-text cost of these classifier versions (the first: baseline)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of --classifier-versions")
+    parser.add_argument(
+        "--op-profile",
+        type=int,
+        metavar="VERSION",
+        help="instead: ONNX Runtime's kernel time per op of this classifier version, 32 articles",
+    )
+    parser.add_argument("--runs", type=int, default=200, help="batches of --op-profile")
     args = parser.parse_args()
     args.models_dir = args.models_dir.resolve()
+    if args.op_profile is not None:
+        profile = profile_classifier_ops(args.models_dir, args.op_profile, args.runs)
+        print(format_op_profile(profile))
+        if args.json:
+            args.json.write_text(json.dumps(profile, indent=2) + "\n")
+        return
     if args.classifier_versions:
         if len(args.classifier_versions) < 2:
             parser.error("--classifier-versions needs a baseline and at least one other")

@@ -3,7 +3,7 @@
 A tf-idf row of the classifier has some tens to a few hundred non-zero entries out of 10,000
 or more, yet `MatMul(tfidf, W)` reads all of W (10,000 × 64 floats, 2.5 MB) for every batch:
 at batch 1 that is most of the model's time, and it grows with every averaged network and
-every extra vocabulary term (5 networks over 29,421 terms: 38 MB, about 1.8 ms per text).
+every extra vocabulary term (5 networks over 29,421 terms: 36 MB, 1.2-1.5 ms per text).
 This rewrite replaces each `MatMul(input, W)` whose W is a constant by a gather of W's rows at
 the non-zero columns, weighted by their values and added into each row's output:
 
@@ -14,11 +14,11 @@ which is the dense product's sum term by term (only the order of the additions d
 differences of ~1e-7). The weights of all rewritten products (an ensemble's members, a wide
 path beside the hidden layer) are stacked into one matrix, so one gather serves them all.
 
-Finding the non-zero entries is the costly part: ONNX Runtime's NonZero takes about 1.2 ns
-per element, as much as the dense product of a small model. So the input is cut into blocks
-of B columns, vectorised Abs and ReduceMax mark the non-empty blocks (a block's largest |x|
-is 0 only when the block is all zero), and NonZero runs on that mask (1/B of the elements)
-and then on the non-empty blocks only. The graph keeps its input and its outputs: callers,
+Finding the non-zero entries is the costly part: ONNX Runtime's NonZero visits the elements
+one by one, and over whole rows it took longer than version 2's whole dense product. So the
+input is cut into blocks of B columns, vectorised Abs and ReduceMax mark the non-empty blocks
+(a block's largest |x| is 0 only when the block is all zero), and NonZero runs on that mask
+(1/B of the elements) and then on the non-empty blocks only. The graph keeps its input and its outputs: callers,
 the service and the Open Inference Protocol see the same model. `onnx` is imported only
 here, when the rewrite runs (at export). Timings: docs/benchmarks.md, "Sparse first layer".
 """

@@ -649,9 +649,9 @@ def export_classifier(
 
 
 # "auto" exports a sparse first layer from twice version 2's first layer (10,000 x 64) up. At
-# version 2's size it saves 6-11% per short text and costs 25% more per whole article at batch
-# 32; at three times that size (3 networks) the dense product costs 1.9-2.1x version 2's time
-# per short text, the sparse layer 0.98-1.10x (docs/benchmarks.md, "Sparse first layer").
+# version 2's size it saves 7-10% per short text and costs 28% more per whole article at batch
+# 32; at three times that size (3 networks) the dense product costs 1.88-2.00x version 2's time
+# per short text, the sparse layer 0.99-1.12x (docs/benchmarks.md, "Sparse first layer").
 SPARSE_INPUT_MIN_WEIGHTS = 2 * 10_000 * 64
 SPARSE_INPUT_CHOICES = ("auto", "true", "false")
 

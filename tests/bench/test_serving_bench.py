@@ -51,3 +51,21 @@ def test_compares_two_committed_classifier_versions(tmp_path: Path) -> None:
     for version in ("1", "2"):
         assert list(figures[version]) == MEASURES
         assert all(value > 0 for value in figures[version].values())
+
+
+@pytest.mark.slow
+def test_op_profile_shows_where_a_versions_time_goes(tmp_path: Path) -> None:
+    out = tmp_path / "profile.json"
+    completed = subprocess.run(
+        [sys.executable, "bench/serving.py", "--op-profile", "2", "--runs", "5",
+         "--json", str(out)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "| op | µs per batch | share |" in completed.stdout
+    profile = json.loads(out.read_text())
+    per_op = profile["microseconds_per_batch"]
+    # Version 2's dense first layer: one matrix product (fused with its bias and relu) is
+    # nearly all of the time.
+    assert max(per_op, key=per_op.get) in ("FusedGemm", "Gemm", "MatMul")
+    assert profile["batch"] == 32 and profile["terms_per_text"] > 100
