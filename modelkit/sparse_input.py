@@ -18,9 +18,10 @@ Finding the non-zero entries is the costly part: ONNX Runtime's NonZero visits t
 one by one, and over whole rows it took longer than version 2's whole dense product. So the
 input is cut into blocks of B columns, vectorised Abs and ReduceMax mark the non-empty blocks
 (a block's largest |x| is 0 only when the block is all zero), and NonZero runs on that mask
-(1/B of the elements) and then on the non-empty blocks only. The graph keeps its input and its outputs: callers,
-the service and the Open Inference Protocol see the same model. `onnx` is imported only
-here, when the rewrite runs (at export). Timings: docs/benchmarks.md, "Sparse first layer".
+(1/B of the elements) and then on the non-empty blocks only. The graph keeps its input and
+its outputs: callers, the service and the Open Inference Protocol see the same model. `onnx`
+is imported only here, when the rewrite runs (at export). Timings: docs/benchmarks.md,
+"Sparse first layer".
 """
 
 from __future__ import annotations
