@@ -15,6 +15,11 @@ The steps, so that a caller in another language can reproduce the features from
    the regex `\\w{2,}`); punctuation, whitespace and one-character tokens are dropped.
    With `ngrams=2` the terms are the tokens and every pair of adjacent tokens, joined by one
    space ("interest rate"); tokens never contain a space, so the two kinds cannot collide.
+   With `analyzer="char_wb"` the terms are instead the character n-grams of each token padded
+   by one space on each side, for n in `char_ngrams` (3 to 5): " rate " gives " ra", "rat",
+   "ate", "te ", " rat", "rate", "ate ", " rate". A padded token no longer than n is one term
+   for that n and ends its n-grams (scikit-learn's `analyzer="char_wb"` on the same tokens).
+   They carry spelling, inflections and parts of unseen words, which short texts need.
 3. Count the in-vocabulary terms of each text (other terms are ignored); `vocabulary[i]`
    is feature column i.
 4. Term frequency: `1 + ln(count)` with `sublinear_tf` (the default), else the raw count.
@@ -29,7 +34,8 @@ document depends most on its label, by the chi-squared statistic of the term-pre
 table, the score scikit-learn's `chi2` gives binary features. Ties are broken by document
 frequency, then by the term's code points, so fitting is deterministic. Serving needs neither
 criterion: only the stored vocabulary and idf. Transform costs one regex pass and one dict
-look-up per token plus numpy work on the non-zeros, linear in the text length.
+look-up per token (char_wb: its n-grams' columns, computed once per distinct token and
+cached) plus numpy work on the non-zeros, linear in the text length.
 """
 
 from __future__ import annotations
@@ -47,10 +53,16 @@ import numpy as np
 
 VECTORIZER_FILE = "vectorizer.json"
 FORMAT = "modelkit.text.TfidfVectorizer"
-# Version 2 added `ngrams`; a version 1 file is read as ngrams=1 (words only).
-FORMAT_VERSION = 2
-READABLE_FORMAT_VERSIONS = (1, 2)
+# Version 2 added `ngrams`, version 3 `analyzer` and `char_ngrams`; a version 1 file is read
+# as ngrams=1 (words only), versions 1 and 2 as analyzer="word".
+FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 NGRAMS = (1, 2)
+ANALYZERS = ("word", "char_wb")
+DEFAULT_CHAR_NGRAMS = (3, 5)
+# Tokens whose in-vocabulary character n-grams transform keeps (Zipf: a few thousand tokens
+# make most of any text); past this the cache starts again, so memory stays bounded.
+CHAR_CACHE_TOKENS = 100_000
 DEFAULT_MAX_TOKENS = 10_000
 SELECTIONS = ("document_frequency", "chi2")
 UNICODE_NORMALIZATION = "NFKC"
@@ -68,12 +80,33 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(standardize(text))
 
 
-def terms(text: str, ngrams: int = 1) -> list[str]:
-    """The tokens of a text, then (ngrams=2) each pair of adjacent tokens joined by a space."""
+def terms(
+    text: str,
+    ngrams: int = 1,
+    *,
+    analyzer: str = "word",
+    char_ngrams: tuple[int, int] = DEFAULT_CHAR_NGRAMS,
+) -> list[str]:
+    """The tokens of a text, then (ngrams=2) each pair of adjacent tokens joined by a space;
+    or (analyzer="char_wb") the character n-grams of each space-padded token."""
     tokens = tokenize(text)
+    if analyzer == "char_wb":
+        return list(chain.from_iterable(char_terms(token, char_ngrams) for token in tokens))
     if ngrams == 1:
         return tokens
     return tokens + [f"{first} {second}" for first, second in pairwise(tokens)]
+
+
+def char_terms(token: str, char_ngrams: tuple[int, int] = DEFAULT_CHAR_NGRAMS) -> list[str]:
+    """The character n-grams of " token ", n from char_ngrams[0] to char_ngrams[1]."""
+    padded = f" {token} "
+    found = []
+    for n in range(char_ngrams[0], char_ngrams[1] + 1):
+        if len(padded) <= n:
+            found.append(padded)
+            break
+        found.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return found
 
 
 class TfidfVectorizer:
@@ -87,6 +120,8 @@ class TfidfVectorizer:
         sublinear_tf: bool = True,
         selection: str = "document_frequency",
         ngrams: int = 1,
+        analyzer: str = "word",
+        char_ngrams: tuple[int, int] = DEFAULT_CHAR_NGRAMS,
     ) -> None:
         if max_tokens < 1 or min_df < 1:
             raise ValueError("max_tokens and min_df must be positive")
@@ -94,7 +129,20 @@ class TfidfVectorizer:
             raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
         if ngrams not in NGRAMS:
             raise ValueError(f"ngrams must be one of {NGRAMS}, got {ngrams!r}")
+        if analyzer not in ANALYZERS:
+            raise ValueError(f"analyzer must be one of {ANALYZERS}, got {analyzer!r}")
+        if analyzer == "char_wb" and ngrams != 1:
+            raise ValueError("ngrams (word pairs) applies to analyzer='word' only")
+        if not (
+            len(char_ngrams) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in char_ngrams)
+            and 1 <= char_ngrams[0] <= char_ngrams[1]
+        ):
+            raise ValueError(f"char_ngrams must be (low, high), 1 <= low <= high: {char_ngrams}")
         self.ngrams = ngrams
+        self.analyzer = analyzer
+        self.char_ngrams = (char_ngrams[0], char_ngrams[1])
+        self._char_cache: dict[str, list[int]] = {}
         self.max_tokens = max_tokens
         self.min_df = min_df
         self.sublinear_tf = sublinear_tf
@@ -122,7 +170,7 @@ class TfidfVectorizer:
         texts = _checked_texts(texts)
         if (self.selection == "chi2") != (labels is not None):
             raise ValueError("labels are needed for selection='chi2' and only for it")
-        documents = [set(terms(text, self.ngrams)) for text in texts]
+        documents = [set(self.terms(text)) for text in texts]
         document_frequency = Counter(chain.from_iterable(documents))
         candidates = sorted(
             (item for item in document_frequency.items() if item[1] >= self.min_df),
@@ -150,8 +198,11 @@ class TfidfVectorizer:
         if not self.is_fitted:
             raise RuntimeError("the vectorizer is not fitted")
         texts = _checked_texts(texts, allow_empty=True)
-        lookup = self._index.get
-        token_ids = [[lookup(term, -1) for term in terms(text, self.ngrams)] for text in texts]
+        if self.analyzer == "char_wb":
+            token_ids = [self._char_columns(text) for text in texts]
+        else:
+            lookup = self._index.get
+            token_ids = [[lookup(term, -1) for term in terms(text, self.ngrams)] for text in texts]
         ids = np.fromiter(chain.from_iterable(token_ids), dtype=np.int64)
         rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(t) for t in token_ids])
         known = ids >= 0
@@ -164,6 +215,28 @@ class TfidfVectorizer:
         features = np.zeros((len(texts), self.size), dtype=np.float32)
         features[rows, columns] = weights / norms[rows]
         return features
+
+    def terms(self, text: str) -> list[str]:
+        """The terms of one text under this vectorizer's settings (before the vocabulary)."""
+        return terms(text, self.ngrams, analyzer=self.analyzer, char_ngrams=self.char_ngrams)
+
+    def _char_columns(self, text: str) -> list[int]:
+        # A token's n-grams are the same wherever it occurs, so their columns are computed
+        # once per distinct token; this keeps char_wb's transform near the word analyzer's.
+        cache, lookup, found = self._char_cache, self._index.get, []
+        for token in tokenize(text):
+            columns = cache.get(token)
+            if columns is None:
+                columns = [
+                    column
+                    for term in char_terms(token, self.char_ngrams)
+                    if (column := lookup(term)) is not None
+                ]
+                if len(cache) >= CHAR_CACHE_TOKENS:
+                    cache.clear()
+                cache[token] = columns
+            found.extend(columns)
+        return found
 
     def fit_transform(
         self, texts: Sequence[str], labels: Sequence[Any] | None = None
@@ -186,6 +259,16 @@ class TfidfVectorizer:
                     if self.ngrams == 2
                     else []
                 ),
+                *(
+                    [
+                        "replace each token by the character n-grams of the token padded with"
+                        f" one space on each side, n = {self.char_ngrams[0]} to"
+                        f" {self.char_ngrams[1]}; a padded token no longer than n is one term"
+                        " and ends its n-grams"
+                    ]
+                    if self.analyzer == "char_wb"
+                    else []
+                ),
                 "count the terms found in `vocabulary` (index = feature column); ignore others",
                 "tf = 1 + ln(count)" if self.sublinear_tf else "tf = count",
                 "multiply by `idf` (stored); fitted as ln((1 + n_documents) / (1 + df)) + 1",
@@ -195,6 +278,8 @@ class TfidfVectorizer:
             "min_df": self.min_df,
             "selection": self.selection,
             "ngrams": self.ngrams,
+            "analyzer": self.analyzer,
+            **({"char_ngrams": list(self.char_ngrams)} if self.analyzer == "char_wb" else {}),
             "sublinear_tf": self.sublinear_tf,
             "vocabulary_size": self.size,
             **({} if self.candidate_terms is None else {"candidate_terms": self.candidate_terms}),
@@ -209,6 +294,8 @@ class TfidfVectorizer:
             "lowercase": True,
             "token_pattern": TOKEN_PATTERN,
             "ngrams": self.ngrams,
+            "analyzer": self.analyzer,
+            "char_ngrams": list(self.char_ngrams),
             "max_tokens": self.max_tokens,
             "min_df": self.min_df,
             "selection": self.selection,
@@ -244,6 +331,8 @@ class TfidfVectorizer:
             # Informational (serving needs only the vocabulary); absent in older files.
             selection=state.get("selection", "document_frequency"),
             ngrams=state.get("ngrams", 1) if version >= 2 else 1,
+            analyzer=state["analyzer"] if version >= 3 else "word",
+            char_ngrams=tuple(state["char_ngrams"]) if version >= 3 else DEFAULT_CHAR_NGRAMS,
         )
         vectorizer._set_state(
             vocabulary=list(state["vocabulary"]),
@@ -281,6 +370,7 @@ class TfidfVectorizer:
         self.idf = idf
         self.n_documents = n_documents
         self._index = {term: index for index, term in enumerate(vocabulary)}
+        self._char_cache = {}
 
 
 def chi2_scores(

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import modelkit.text
 from modelkit.text import (
     VECTORIZER_FILE,
     TfidfVectorizer,
+    char_terms,
     chi2_scores,
     load_vectorizer,
     terms,
@@ -298,6 +300,85 @@ def test_word_pairs_survive_saving_and_older_files_read_as_words(tmp_path: Path)
     version_1["format_version"] = 1
     assert TfidfVectorizer.from_dict(version_1).ngrams == 1
     with pytest.raises(ValueError, match="version"):
-        TfidfVectorizer.from_dict({**state, "format_version": 3})
+        TfidfVectorizer.from_dict({**state, "format_version": 4})
     with pytest.raises(ValueError, match="ngrams"):
         TfidfVectorizer(ngrams=3)
+
+
+def test_char_ngrams_are_those_of_the_space_padded_tokens() -> None:
+    assert char_terms("rate") == [
+        " ra", "rat", "ate", "te ",  # n = 3
+        " rat", "rate", "ate ",  # n = 4
+        " rate", "rate ",  # n = 5
+    ]  # fmt: skip
+    # " ab " has 4 characters: its 3-grams, then itself once for n = 4 (and no n = 5).
+    assert char_terms("ab") == [" ab", "ab ", " ab "]
+    assert char_terms("abc", (2, 3)) == [" a", "ab", "bc", "c ", " ab", "abc", "bc "]
+    # Tokens as for words (one-character tokens dropped), then each token's n-grams in order.
+    assert terms("A cat, ab!", analyzer="char_wb") == char_terms("cat") + char_terms("ab")
+
+
+def test_char_wb_features_match_scikit_learn() -> None:
+    sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
+    # Lowercase words of two or more letters and single spaces: both tokenizers agree.
+    rng = np.random.default_rng(0)
+    words = ["rate", "rates", "rated", "interest", "pirate", "ab", "goal", "goals", "cat"]
+    texts = [" ".join(rng.choice(words, rng.integers(1, 12))) for _ in range(30)]
+    reference = sklearn_text.TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True
+    )
+    expected = reference.fit_transform(texts).toarray()
+    vectorizer = TfidfVectorizer(analyzer="char_wb", max_tokens=100_000).fit(texts)
+    assert set(vectorizer.vocabulary) == set(reference.vocabulary_)
+    columns = [reference.vocabulary_[term] for term in vectorizer.vocabulary]
+    np.testing.assert_allclose(vectorizer.idf, reference.idf_[columns], rtol=1e-12)
+    np.testing.assert_allclose(vectorizer.transform(texts), expected[:, columns], atol=1e-6)
+
+
+def test_char_wb_transform_caches_token_columns_without_changing_features(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = ["The rates rose", "A pirate rated the cat", "Cats and rats"]
+    vectorizer = TfidfVectorizer(analyzer="char_wb", max_tokens=40).fit(texts)
+    unseen = ["rate pirates", "", "zz"]
+    # The features by definition: count each text's in-vocabulary n-grams, weigh, normalise.
+    for text, row in zip(texts + unseen, vectorizer.transform(texts + unseen), strict=True):
+        counts: dict[str, int] = {}
+        for term in terms(text, analyzer="char_wb"):
+            if term in vectorizer.vocabulary:
+                counts[term] = counts.get(term, 0) + 1
+        index = {term: i for i, term in enumerate(vectorizer.vocabulary)}
+        weights = {t: (1 + math.log(c)) * vectorizer.idf[index[t]] for t, c in counts.items()}
+        expected = l2_normalised(weights) if weights else {}
+        assert as_dict(row, vectorizer.vocabulary) == pytest.approx(expected, rel=1e-6)
+    first = vectorizer.transform(texts + unseen)
+    assert first.shape == (6, 40) and not first[4:].any()  # "zz" has no kept n-gram
+    # A full cache starts again: the same features with a cache of two tokens.
+    monkeypatch.setattr(modelkit.text, "CHAR_CACHE_TOKENS", 2)
+    vectorizer._char_cache.clear()
+    np.testing.assert_array_equal(vectorizer.transform(texts + unseen), first)
+    assert len(vectorizer._char_cache) <= 2
+
+
+def test_char_wb_survives_saving_and_older_files_read_as_words(tmp_path: Path) -> None:
+    vectorizer = TfidfVectorizer(analyzer="char_wb", selection="chi2").fit(
+        TEXTS, ["pets", "pets", "birds"]
+    )
+    path = vectorizer.save(tmp_path / VECTORIZER_FILE)
+    loaded = TfidfVectorizer.load(path)
+    assert (loaded.analyzer, loaded.char_ngrams) == ("char_wb", (3, 5))
+    np.testing.assert_array_equal(loaded.transform(TEXTS), vectorizer.transform(TEXTS))
+    description = vectorizer.describe()
+    assert description["analyzer"] == "char_wb" and description["char_ngrams"] == [3, 5]
+    assert "character n-grams" in " ".join(description["steps"])
+    # Version 2 files (the committed classifier versions) have no analyzer: words.
+    state = TfidfVectorizer().fit(TEXTS).to_dict()
+    version_2 = {k: v for k, v in state.items() if k not in ("analyzer", "char_ngrams")}
+    assert TfidfVectorizer.from_dict({**version_2, "format_version": 2}).analyzer == "word"
+    with pytest.raises(ValueError, match="analyzer"):
+        TfidfVectorizer(analyzer="char")
+    with pytest.raises(ValueError, match="word pairs"):
+        TfidfVectorizer(analyzer="char_wb", ngrams=2)
+    for wrong in ((5, 3), (0, 2), ("3", "5"), (3, 4, 5)):
+        with pytest.raises(ValueError, match="char_ngrams"):
+            TfidfVectorizer(analyzer="char_wb", char_ngrams=wrong)  # type: ignore[arg-type]
