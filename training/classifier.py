@@ -58,7 +58,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from modelkit.text import NGRAMS, VECTORIZER_FILE, TfidfVectorizer
+from modelkit.text import ANALYZERS, NGRAMS, VECTORIZER_FILE, TfidfVectorizer
 from modelkit.versions import PARITY_SAMPLES, VersionWriter
 from training.data import DEFAULT_MODELS_DIR, default_data_path, fingerprint
 from training.plots import plot_history
@@ -84,6 +84,9 @@ class TrainingConfig:
     vocabulary_selection: str = "chi2"
     # 1: words; 2: words and pairs of adjacent words, chosen together within max_tokens.
     ngrams: int = 1
+    # "word": the tokens are the terms; "char_wb": the character 3- to 5-grams of each token
+    # (spelling and parts of words, for short texts; docs/models.md, the fourth round).
+    analyzer: str = "word"
     hidden_units: int = 64
     # A linear path from the tf-idf straight to the logits, added to the hidden layer's (wide
     # & deep): the network is then at least a linear classifier over every word.
@@ -278,6 +281,7 @@ def fit_features(
         min_df=config.min_df,
         selection=config.vocabulary_selection,
         ngrams=config.ngrams,
+        analyzer=config.analyzer,
     )
     supervised = config.vocabulary_selection == "chi2"
     return vectorizer, vectorizer.fit_transform(texts, label_ids if supervised else None)
@@ -573,6 +577,8 @@ def describe_loss(config: TrainingConfig) -> str:
 
 def describe_recipe(config: TrainingConfig) -> str:
     terms = "words" if config.ngrams == 1 else "words and word pairs"
+    if config.analyzer == "char_wb":
+        terms = "character 3- to 5-grams of words"
     network = f"dense {config.hidden_units} relu -> dropout -> softmax"
     if config.wide:
         network = f"(dense {config.hidden_units} relu -> dropout) + a linear path -> softmax"
@@ -810,6 +816,7 @@ VOCABULARY_SELECTIONS = ("chi2", "document_frequency")
 RECIPE_CHOICES: dict[str, tuple[Any, ...]] = {
     "vocabulary_selection": VOCABULARY_SELECTIONS,
     "ngrams": NGRAMS,
+    "analyzer": ANALYZERS,
     "loss": ("cross_entropy", "squared_hinge"),
 }
 # The recipe's settings on the command line: TrainingConfig's field -> what it does.
@@ -819,6 +826,8 @@ RECIPE_OPTIONS: dict[str, str] = {
     "vocabulary_selection": "chi2 (the words that best tell categories apart) or"
     " document_frequency",
     "ngrams": "1: words; 2: words and pairs of adjacent words, chosen together within --max-tokens",
+    "analyzer": "word: the terms are words; char_wb: the character 3- to 5-grams of each word"
+    " (for short texts; raise --max-tokens with it)",
     "hidden_units": "units of the dense layer",
     "wide": "add a linear path from the tf-idf to the logits (wide & deep): true or false",
     "dropout": "dropout after the dense layer",

@@ -544,6 +544,30 @@ def test_ensemble_options_reach_the_cli(tmp_path: Path) -> None:
         assert exited.value.code == 2
 
 
+def test_character_ngrams_are_trained_published_and_served(tmp_path: Path) -> None:
+    data = write_news_csv(tmp_path / "news.csv", per_topic=8, seed=6)
+    out = tmp_path / "models"
+    argv = ["train", "--data", str(data), "--folds", "0", "--epochs", "2", "--seed", "0"]
+    main([*argv, "--analyzer", "char_wb", "--max-tokens", "300", "--out", str(out)])
+    metadata = json.loads((out / "classifier" / "1" / "metadata.json").read_text())
+    assert metadata["hyperparameters"]["analyzer"] == "char_wb"
+    assert metadata["preprocessing"]["analyzer"] == "char_wb"
+    assert "character 3- to 5-grams" in metadata["description"]
+    # As the service loads it: the stored vectorizer reads n-grams, and the model scores them.
+    model = load_model(out, "classifier")
+    vectorizer = load_vectorizer(model)
+    assert vectorizer.size == 300 and all(3 <= len(t) <= 5 for t in vectorizer.vocabulary)
+    # A misspelt and an inflected word still share n-grams with the training words.
+    features = vectorizer.transform(["strikerz scored goals", "investor sharez"])
+    assert np.count_nonzero(features, axis=1).min() >= 5
+    probabilities = model.predict(features)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    for wrong in (["--analyzer", "char"], ["--analyzer", "char_wb", "--ngrams", "2"]):
+        with pytest.raises(SystemExit) as exited:
+            main(["eval", "--data", str(data), *wrong])
+        assert exited.value.code == 2
+
+
 def test_the_recipe_study_reports_seeds_ensembles_and_the_bar(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
