@@ -107,7 +107,6 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "smoothing, 30 epochs": {"label_smoothing": 0.1, "validation_fraction": 0.0, "epochs": 30},
     # Character 3- to 5-grams of the words, every one the training texts have (fourth round).
     "chars": {"analyzer": "char_wb", "max_tokens": 200_000},
-    "chars 50k": {"analyzer": "char_wb", "max_tokens": 50_000},
 }
 BASE_CONFIG = TrainingConfig(
     max_tokens=10_000,
