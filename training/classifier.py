@@ -4,6 +4,8 @@
         [--sparse-input auto|true|false]
     python -m training.classifier eval [--data news.csv] [--test test.csv]
         [--epochs N] [--seed S] [--max-tokens N] [--hidden-units N] [--dropout P] ...
+    python -m training.classifier eval --data news.csv --splits 0 1 2 [--test-size 0.3]
+        [--results figures.json]
 
 The data is any CSV with a `text` and a `category` column (default: the BBC News articles in
 `../shared/data/bbc_news.csv`); the labels are the category names, sorted. Features come from
@@ -27,6 +29,13 @@ tf-idf). `train --test` publishes the model fitted on `--data` with those held-o
 TEST's sha256 in its metadata. A TEST category that `--data` lacks is refused: the model could
 never predict it.
 
+With `--splits S [S ...]` (a corpus without its own test split), `eval` makes a stratified
+split of `--data` for each random_state S (`--test-size` to test, default 30 %), scores the
+procedure and both baselines on each as `--test` does, and then compares the model with
+LinearSVC over the splits: ahead, level or behind on how many, the mean lead in texts, a sign
+test, and the mean lead that "level or ahead on every split" would take given how much the
+leads vary. `--results` writes any `eval`'s figures as JSON.
+
 The recipe's settings are options (`--max-tokens`, `--ngrams`, `--label-smoothing`,
 `--ensemble-size`, `--hidden-units`, `--dropout`...). `python -m training.classifier_study`
 compares candidate settings by cross-validation on a training part; the defaults are what that
@@ -38,6 +47,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import json
 import math
 import sys
 import tempfile
@@ -51,6 +61,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
+from scipy.stats import binomtest, norm
 from sklearn.feature_extraction.text import TfidfVectorizer as SklearnTfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
@@ -68,6 +79,8 @@ CSV_FILENAME = "bbc_news.csv"
 TEXT_COLUMN, CATEGORY_COLUMN = "text", "category"
 CV_FOLDS = 5
 CV_RANDOM_STATE = 0
+# The held-out splits of docs/models.md: 70 % of the texts to train on, 30 % to test.
+SPLIT_TEST_SIZE = 0.3
 BASELINE_NAME = "TfidfVectorizer(sublinear_tf=True) + LinearSVC"
 LOGISTIC_NAME = "TfidfVectorizer(sublinear_tf=True) + LogisticRegression"
 PROJECT_NAME = "project (tf-idf + dense)"
@@ -123,6 +136,12 @@ class NewsDataset:
     texts: list[str]
     categories: list[str]
     path: Path
+    # Which rows of `path` these are, when not all of them (a part of a held-out split).
+    part: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.name} ({self.part})" if self.part else self.path.name
 
     @property
     def labels(self) -> list[str]:
@@ -137,7 +156,8 @@ class NewsDataset:
     def fingerprint(self) -> dict[str, Any]:
         counts = dict(zip(*np.unique(self.categories, return_counts=True), strict=True))
         sizes = {"texts": len(self.texts), "per_category": {k: int(v) for k, v in counts.items()}}
-        return fingerprint(self.path, source=f"{self.path.name} (text,category CSV)", sizes=sizes)
+        block = fingerprint(self.path, source=f"{self.path.name} (text,category CSV)", sizes=sizes)
+        return {**block, "part": self.part} if self.part else block
 
 
 def read_news_csv(path: str | Path | None = None) -> NewsDataset:
@@ -414,7 +434,7 @@ def held_out_label_ids(train_set: NewsDataset, test_set: NewsDataset) -> np.ndar
     unseen = sorted(set(test_set.categories) - set(labels))
     if unseen:
         raise UnseenCategoriesError(
-            f"{test_set.path} has categories that {train_set.path} lacks: {', '.join(unseen)};"
+            f"{test_set.name} has categories that {train_set.name} lacks: {', '.join(unseen)};"
             " a model trained on it can never predict them (drop those rows, or add training"
             " texts of them)"
         )
@@ -454,8 +474,8 @@ def held_out_evaluate(
     }
     confusion = confusion_matrix(truth, predictions[PROJECT_NAME], labels=range(len(labels)))
     results = {
-        "protocol": f"fitted on {train_set.path.name} ({len(train_set.texts)} texts) only;"
-        f" scored once on {test_set.path.name} ({len(test_set.texts)} texts); the baselines"
+        "protocol": f"fitted on {train_set.name} ({len(train_set.texts)} texts) only;"
+        f" scored once on {test_set.name} ({len(test_set.texts)} texts); the baselines"
         " fitted and scored on the same rows",
         "labels": labels,
         "test_data": test_set.fingerprint(),
@@ -487,6 +507,134 @@ def _confusion_lines(results: dict[str, Any]) -> list[str]:
     for label, counts in zip(labels, results["confusion_matrix"], strict=True):
         lines.append(_row([label, *map(str, counts)]))
     return lines
+
+
+def split_dataset(
+    dataset: NewsDataset, random_state: int, test_size: float = SPLIT_TEST_SIZE
+) -> tuple[NewsDataset, NewsDataset]:
+    """A stratified train/test split of the rows: scikit-learn's `train_test_split` with this
+    `random_state`, so the same rows as splitting the CSV's rows by it (docs/models.md)."""
+    train_rows, test_rows = train_test_split(
+        np.arange(len(dataset.texts)),
+        test_size=test_size,
+        stratify=dataset.categories,
+        random_state=random_state,
+    )
+    described = f"stratified {1 - test_size:.0%}/{test_size:.0%} split, random_state {random_state}"
+
+    def part(name: str, rows: np.ndarray) -> NewsDataset:
+        return NewsDataset(
+            texts=[dataset.texts[i] for i in rows],
+            categories=[dataset.categories[i] for i in rows],
+            path=dataset.path,
+            part=f"{name} part of the {described}",
+        )
+
+    return part("train", train_rows), part("test", test_rows)
+
+
+def paired_comparison(differences: list[int]) -> dict[str, Any]:
+    """How a model compares with the bar over held-out splits, from its per-split lead in
+    correctly classified texts (negative: behind).
+
+    The sign test (two-sided, ties left out) asks whether the model leads or trails more
+    often than chance would make it. `lead_for_even_odds` reads the bar "at least level on
+    every split" against the splits' noise: the mean lead per split that a model whose leads
+    vary as these do would need to be level or ahead on all of them with probability 1/2
+    (leads taken as normal with this standard deviation; a lead of 0 counts as level).
+    """
+    n = len(differences)
+    wins = sum(d > 0 for d in differences)
+    losses = sum(d < 0 for d in differences)
+    decided = wins + losses
+    std = float(np.std(differences, ddof=1)) if n > 1 else 0.0
+    return {
+        "splits": n,
+        "ahead": wins,
+        "level": n - decided,
+        "behind": losses,
+        "mean_lead": float(np.mean(differences)),
+        "std_lead": std,
+        "sign_test_p": float(binomtest(wins, decided, 0.5).pvalue) if decided else 1.0,
+        # P(lead > -1/2) = 1/2 ** (1/n) on every one of n splits.
+        "lead_for_even_odds": float(std * norm.ppf(0.5 ** (1 / n)) - 0.5) if std else None,
+    }
+
+
+def evaluate_splits(
+    dataset: NewsDataset,
+    config: TrainingConfig,
+    random_states: list[int],
+    *,
+    seed: int,
+    test_size: float = SPLIT_TEST_SIZE,
+    verbose: int | str = 0,
+) -> dict[str, Any]:
+    """`held_out_evaluate` on each stratified split of `dataset`, then the model's lead over
+    LinearSVC split by split and `paired_comparison` of those leads."""
+    splits = []
+    for random_state in random_states:
+        train_set, test_set = split_dataset(dataset, random_state, test_size)
+        results, _ = held_out_evaluate(train_set, test_set, config, seed=seed, verbose=verbose)
+        n = len(test_set.texts)
+        correct = {
+            name: round(scores["accuracy"] * n) for name, scores in results["models"].items()
+        }
+        splits.append(
+            {
+                "random_state": random_state,
+                "train_texts": len(train_set.texts),
+                "test_texts": n,
+                "models": results["models"],
+                "lead": correct[PROJECT_NAME] - correct[BASELINE_NAME],
+            }
+        )
+        print(
+            f"split {random_state}: accuracy {results['models'][PROJECT_NAME]['accuracy']:.4f}"
+            f" (baseline {results['models'][BASELINE_NAME]['accuracy']:.4f})",
+            flush=True,
+        )
+    return {
+        "protocol": f"for each random_state, a stratified split of {dataset.path.name}"
+        f" ({len(dataset.texts)} texts, {test_size:.0%} to test); the procedure fitted on the"
+        " training part only and scored once on the test part, beside both baselines fitted"
+        " and scored on the same rows",
+        "data": dataset.fingerprint(),
+        "test_size": test_size,
+        "splits": splits,
+        "lead_over_baseline": paired_comparison([split["lead"] for split in splits]),
+    }
+
+
+def format_splits_report(results: dict[str, Any]) -> str:
+    """One row per split (accuracy of the model and both baselines, the model's lead over
+    LinearSVC in texts), their mean, then the paired comparison."""
+    names = (PROJECT_NAME, BASELINE_NAME, LOGISTIC_NAME)
+    lines = [_row(["split (random_state)", *names, "lead (texts)"]), _row(["---"] * 5)]
+    for split in results["splits"]:
+        accuracies = [f"{split['models'][name]['accuracy']:.4f}" for name in names]
+        lines.append(_row([str(split["random_state"]), *accuracies, f"{split['lead']:+d}"]))
+    means = [
+        f"{np.mean([split['models'][name]['accuracy'] for split in results['splits']]):.4f}"
+        for name in names
+    ]
+    comparison = results["lead_over_baseline"]
+    lines.append(_row(["mean", *means, f"{comparison['mean_lead']:+.2f}"]))
+    lines += [
+        "",
+        f"Against LinearSVC: ahead on {comparison['ahead']}, level on {comparison['level']},"
+        f" behind on {comparison['behind']} of {comparison['splits']} splits; mean lead"
+        f" {comparison['mean_lead']:+.2f} texts per split (std {comparison['std_lead']:.2f});"
+        f" sign test p = {comparison['sign_test_p']:.3f}.",
+    ]
+    if comparison["lead_for_even_odds"] is not None:
+        lines.append(
+            f"Level or ahead on all {comparison['splits']} splits with even odds would take a"
+            f" mean lead of about {comparison['lead_for_even_odds']:.1f} texts per split."
+        )
+    verdict = "meets" if comparison["behind"] == 0 else "misses"
+    lines += [f"The model {verdict} the bar (>= LinearSVC on every split)."]
+    return "\n".join(lines)
 
 
 def summarize(accuracies: list[float], macro_f1s: list[float]) -> dict[str, Any]:
@@ -775,6 +923,23 @@ def main(argv: list[str] | None = None) -> None:
                 help=f"{help_text} (default {default})",
             )
     commands.choices["train"].add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
+    evaluate = commands.choices["eval"]
+    evaluate.add_argument(
+        "--splits",
+        type=int,
+        nargs="+",
+        metavar="RANDOM_STATE",
+        help="held-out splits of --data instead of cross-validation: for each random_state a"
+        " stratified split, the model and both baselines scored on its test part, then a"
+        " paired comparison with LinearSVC over the splits",
+    )
+    evaluate.add_argument(
+        "--test-size",
+        type=float,
+        default=SPLIT_TEST_SIZE,
+        help=f"with --splits: the share of the texts to test on (default {SPLIT_TEST_SIZE})",
+    )
+    evaluate.add_argument("--results", type=Path, help="also write the figures here, as JSON")
     commands.choices["train"].add_argument(
         "--sparse-input",
         choices=SPARSE_INPUT_CHOICES,
@@ -784,6 +949,11 @@ def main(argv: list[str] | None = None) -> None:
         " dense product; auto: sparse from twice version 2's first layer up (default auto)",
     )
     args = parser.parse_args(argv)
+    if args.command == "eval":
+        if args.splits and args.test is not None:
+            parser.error("--splits makes its own test parts; it cannot be combined with --test")
+        if not 0 < args.test_size < 1:
+            parser.error(f"--test-size must be between 0 and 1, got {args.test_size}")
 
     config = TrainingConfig(**{name: getattr(args, name) for name in RECIPE_OPTIONS})
     try:
@@ -802,12 +972,20 @@ def main(argv: list[str] | None = None) -> None:
             print(f"published {path}")
             return
         tf.config.experimental.enable_op_determinism()
-        if test_set is not None:
+        if args.splits:
+            results = evaluate_splits(
+                dataset, config, args.splits, seed=args.seed, test_size=args.test_size
+            )
+            print(format_splits_report(results))
+        elif test_set is not None:
             results, fitted = held_out_evaluate(dataset, test_set, config, seed=args.seed)
             print(format_held_out_report(results))
             print(vocabulary_line(fitted.vectorizer))
         else:
-            print(format_report(cross_validate(dataset, config, seed=args.seed, folds=args.folds)))
+            results = cross_validate(dataset, config, seed=args.seed, folds=args.folds)
+            print(format_report(results))
+        if args.results is not None:
+            args.results.write_text(json.dumps(results, indent=2) + "\n")
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
 

@@ -33,8 +33,11 @@ from training.classifier import (
     first_layer_weights,
     fit_classifier,
     held_out_evaluate,
+    held_out_label_ids,
     main,
+    paired_comparison,
     read_news_csv,
+    split_dataset,
     wants_sparse_input,
 )
 
@@ -319,10 +322,13 @@ def test_cli_train_with_a_test_set_publishes_the_held_out_figures(
     train_csv, test_csv = write_split(tmp_path)
     out = tmp_path / "models"
     recipe = ["--epochs", "1", "--max-tokens", "40", "--hidden-units", "8", "--seed", "0"]
-    main(["eval", "--data", str(train_csv), "--test", str(test_csv), *recipe])
+    figures = tmp_path / "held_out.json"
+    held_out = ["--data", str(train_csv), "--test", str(test_csv), *recipe]
+    main(["eval", *held_out, "--results", str(figures)])
     report = capsys.readouterr().out
+    written = json.loads(figures.read_text())
     for name in (PROJECT_NAME, BASELINE_NAME, LOGISTIC_NAME):
-        assert f"| {name} |" in report
+        assert f"| {name} | {written['models'][name]['accuracy']:.4f} |" in report
     assert "| true \\ predicted | business | sport | tech |" in report
     assert list_versions(out, "classifier") == []
     kept, seen = map(int, re.search(r"vocabulary: (\d+) terms of the (\d+) ", report).groups())
@@ -361,6 +367,108 @@ def test_test_categories_that_training_lacks_are_refused(
     assert list_versions(out, "classifier") == []
     with pytest.raises(UnseenCategoriesError):
         held_out_evaluate(read_news_csv(train_csv), read_news_csv(test_csv), TINY, seed=0)
+
+
+# Held-out splits of one corpus (eval --splits)
+
+
+def test_a_split_is_the_csv_rows_split_by_train_test_split(tmp_path: Path) -> None:
+    from sklearn.model_selection import train_test_split
+
+    path = write_news_csv(tmp_path / "news.csv", per_topic=10, seed=5)
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    # docs/models.md splits the CSV's rows this way and writes the parts as CSVs.
+    expected = train_test_split(
+        rows, test_size=0.3, stratify=[row["category"] for row in rows], random_state=7
+    )
+    parts = split_dataset(read_news_csv(path), 7)
+    for part, rows_expected in zip(parts, expected, strict=True):
+        assert part.texts == [row["text"] for row in rows_expected]
+        assert part.categories == [row["category"] for row in rows_expected]
+    train_set, test_set = parts
+    assert len(test_set.texts) == 9 and set(test_set.texts).isdisjoint(train_set.texts)
+    assert sorted(np.unique(test_set.categories, return_counts=True)[1]) == [3, 3, 3]
+    # The fingerprint names the whole file's bytes and which of its rows these are.
+    block = test_set.fingerprint()
+    assert block["files"]["news.csv"]["sha256"] == sha256_file(path)
+    assert block["part"] == "test part of the stratified 70%/30% split, random_state 7"
+    assert block["sizes"]["texts"] == 9
+    assert split_dataset(read_news_csv(path), 8)[1].texts != test_set.texts
+
+
+def test_the_paired_comparison_counts_splits_and_reads_the_bar_against_their_noise() -> None:
+    import math
+
+    comparison = paired_comparison([2, 0, -1, 3, 1, 0])
+    assert (comparison["ahead"], comparison["level"], comparison["behind"]) == (3, 2, 1)
+    assert comparison["mean_lead"] == pytest.approx(5 / 6)
+    # Two-sided sign test of 3 leads against 1, ties left out: 2 * P(X >= 3 | n=4) = 10/16.
+    assert comparison["sign_test_p"] == pytest.approx(10 / 16)
+    std = float(np.std([2, 0, -1, 3, 1, 0], ddof=1))
+    assert comparison["std_lead"] == pytest.approx(std)
+    # With that mean lead and spread, level or ahead (lead > -1/2) on all 6 has odds 1/2.
+    mean = comparison["lead_for_even_odds"]
+    level_or_ahead = 0.5 * (1 + math.erf((mean + 0.5) / (std * math.sqrt(2))))
+    assert level_or_ahead**6 == pytest.approx(0.5)
+    # More splits demand a larger lead; no spread, no estimate; all level, no evidence.
+    assert paired_comparison([2, 0, -1, 3, 1, 0] * 3)["lead_for_even_odds"] > mean
+    tied = paired_comparison([0, 0, 0])
+    assert (tied["sign_test_p"], tied["lead_for_even_odds"], tied["level"]) == (1.0, None, 3)
+
+
+def test_cli_eval_splits_scores_every_split_and_compares_with_linear_svc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_news_csv(tmp_path / "news.csv", per_topic=10, seed=6)
+    figures = tmp_path / "splits.json"
+    recipe = ["--epochs", "1", "--max-tokens", "40", "--hidden-units", "8", "--seed", "0"]
+    main(["eval", "--data", str(data), "--splits", "3", "4", *recipe, "--results", str(figures)])
+    report = capsys.readouterr().out
+    results = json.loads(figures.read_text())
+    assert [split["random_state"] for split in results["splits"]] == [3, 4]
+    dataset = read_news_csv(data)
+    for split in results["splits"]:
+        # Each split's figures are of its own rows: the baseline refitted on them agrees.
+        train_set, test_set = split_dataset(dataset, split["random_state"])
+        truth = held_out_label_ids(train_set, test_set)
+        baseline = baseline_predictions(train_set.texts, train_set.label_ids, test_set.texts)
+        models = split["models"]
+        assert models[BASELINE_NAME]["accuracy"] == pytest.approx(np.mean(baseline == truth))
+        assert split["test_texts"] == len(test_set.texts) == 9
+        correct = {name: round(models[name]["accuracy"] * 9) for name in models}
+        assert split["lead"] == correct[PROJECT_NAME] - correct[BASELINE_NAME]
+        row = f"| {split['random_state']} | {models[PROJECT_NAME]['accuracy']:.4f} |"
+        assert row in report
+    leads = [split["lead"] for split in results["splits"]]
+    assert results["lead_over_baseline"] == paired_comparison(leads)
+    assert "sign test p" in report
+    verdict = "meets" if min(leads) >= 0 else "misses"
+    assert f"The model {verdict} the bar (>= LinearSVC on every split)." in report
+    assert results["data"]["files"]["news.csv"]["sha256"] == sha256_file(data)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--splits", "0", "--test", "{data}"], "cannot be combined with --test"),
+        (["--splits", "0", "--test-size", "1.5"], "--test-size must be between 0 and 1"),
+        # The one politics text cannot be in both parts of a stratified split.
+        (["--splits", "0"], "least populated class"),
+    ],
+)
+def test_eval_splits_refuses_what_it_cannot_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    data = write_news_csv(tmp_path / "news.csv", per_topic=4, seed=6)
+    with open(data, "a", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerow(["p-1", "politics", "the minister said the vote was close"])
+    argv = [arg.format(data=data) for arg in argv]
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "--data", str(data), *argv])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
 
 
 def test_recipe_options_reach_the_training_config(tmp_path: Path) -> None:
