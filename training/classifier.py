@@ -923,6 +923,14 @@ def main(argv: list[str] | None = None) -> None:
                 help=f"{help_text} (default {default})",
             )
     commands.choices["train"].add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR)
+    commands.choices["train"].add_argument(
+        "--sparse-input",
+        choices=SPARSE_INPUT_CHOICES,
+        default="auto",
+        help="true: the ONNX model's first layer reads only the non-zero tf-idf entries (the"
+        " same outputs; its cost follows the texts' terms, not the layer's size); false: the"
+        " dense product; auto: sparse from twice version 2's first layer up (default auto)",
+    )
     evaluate = commands.choices["eval"]
     evaluate.add_argument(
         "--splits",
@@ -940,14 +948,6 @@ def main(argv: list[str] | None = None) -> None:
         help=f"with --splits: the share of the texts to test on (default {SPLIT_TEST_SIZE})",
     )
     evaluate.add_argument("--results", type=Path, help="also write the figures here, as JSON")
-    commands.choices["train"].add_argument(
-        "--sparse-input",
-        choices=SPARSE_INPUT_CHOICES,
-        default="auto",
-        help="true: the ONNX model's first layer reads only the non-zero tf-idf entries (the"
-        " same outputs; its cost follows the texts' terms, not the layer's size); false: the"
-        " dense product; auto: sparse from twice version 2's first layer up (default auto)",
-    )
     args = parser.parse_args(argv)
     if args.command == "eval":
         if args.splits and args.test is not None:
