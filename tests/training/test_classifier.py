@@ -253,9 +253,14 @@ def test_cli_train_cross_validates_and_publishes(
     assert "| project (tf-idf + dense) | accuracy |" in report
     assert "LinearSVC | macro_f1 |" in report
 
-    main(["eval", *argv])
+    figures = tmp_path / "cv.json"
+    main(["eval", *argv, "--results", str(figures)])
     eval_report = capsys.readouterr().out
     assert "| true \\ predicted | business | sport | tech |" in eval_report
+    written = json.loads(figures.read_text())
+    assert len(written["project"]["accuracy"]) == len(written["baseline"]["accuracy"]) == 2
+    for model in ("project", "baseline"):
+        assert f"| {written[model]['mean_accuracy']:.4f} ± " in eval_report
     assert list_versions(out, "classifier") == [1], "eval publishes nothing"
 
 
